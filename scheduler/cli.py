@@ -1,0 +1,177 @@
+"""The ``scheduler`` command line: parses options, calls the library, prints.
+
+Errors are mapped to exit codes in one place (``main``); every command's ``--help`` has an
+example. Nothing here decides anything the library could not decide without it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scheduler import __version__
+from scheduler.errors import InvalidJobFiles, SchedulerError
+from scheduler.loader import load_paths
+from scheduler.settings import Settings
+
+OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _iso(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"'{value}' is not ISO 8601, e.g. 2026-12-01T09:00:00+01:00"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class SchedulerGroup(click.Group):
+    """Maps scheduler errors to their message and exit code, in this one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SchedulerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(
+    cls=SchedulerGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--jobs-dir",
+    envvar="SCHEDULER_JOBS_DIR",
+    type=click.Path(path_type=Path),
+    default=Path("jobs.d"),
+    show_default=True,
+    help="Directory of YAML job files (env SCHEDULER_JOBS_DIR).",
+)
+@click.option(
+    "--db",
+    envvar="SCHEDULER_DB",
+    default=None,
+    help="SQLAlchemy URL of the store (env SCHEDULER_DB) [default: sqlite:///scheduler.db].",
+)
+@click.version_option(__version__, prog_name="scheduler")
+@click.pass_context
+def cli(ctx: click.Context, jobs_dir: Path, db: str | None) -> None:
+    """Keep an APScheduler store in line with the YAML job files in a directory.
+
+    \b
+    Example:
+      scheduler validate            # check jobs.d/ before you commit
+      scheduler --jobs-dir /etc/jobs.d preview --job nightly-backup
+    """
+    ctx.obj = Settings(jobs_dir=jobs_dir, db_url=db)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@OUTPUT
+@click.pass_obj
+def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
+    """Check job files; exit 1 with one PATH:LINE:COL line per problem.
+
+    PATHS are files or directories (default: the jobs dir). Every problem in every file is
+    reported at once, so CI shows the whole list.
+
+    \b
+    Example:
+      scheduler validate jobs.d/ && git commit
+      scheduler validate --output json jobs.d/reports.yaml
+    """
+    try:
+        state = load_paths(paths or (settings.jobs_dir,))
+    except InvalidJobFiles as exc:
+        if output == "json":
+            _print_json([p.as_dict() for p in exc.problems])
+        else:
+            for problem in exc.problems:
+                click.echo(str(problem))
+            click.echo(
+                f"{len(exc.problems)} problem(s): fix them and run `scheduler validate` again",
+                err=True,
+            )
+        sys.exit(1)
+    if output == "json":
+        _print_json([])
+    else:
+        click.echo(f"ok: {len(state.jobs)} job(s) in {len(state.files)} file(s)")
+
+
+@cli.command()
+@click.argument("cron", required=False)
+@click.option("--job", "job_id", help="Preview a job declared in the jobs dir instead.")
+@click.option("--tz", default=None, help="IANA time zone of CRON [default: UTC].")
+@click.option(
+    "--from", "start", default=None, help="Start after this ISO 8601 time [default: now]."
+)
+@click.option("--count", "-n", default=10, show_default=True, type=click.IntRange(1, 10000))
+@OUTPUT
+@click.pass_obj
+def preview(
+    settings: Settings,
+    cron: str | None,
+    job_id: str | None,
+    tz: str | None,
+    start: str | None,
+    count: int,
+    output: str,
+) -> None:
+    """Print the next fire times of a cron expression or of a declared job.
+
+    One ISO 8601 time with offset per line, in the schedule's time zone.
+
+    \b
+    Example:
+      scheduler preview '0 9 * * 1-5' --tz Europe/Berlin --count 5
+      scheduler preview --job weekly-export
+    """
+    from scheduler.preview import preview_times
+
+    after = _iso(start) if start else datetime.now(UTC)
+    if (cron is None) == (job_id is None):
+        raise click.UsageError("give either a CRON expression or --job ID")
+    times = preview_times(settings, after, count, cron=cron, tz=tz, job_id=job_id)
+    if output == "json":
+        _print_json([t.isoformat() for t in times])
+    else:
+        for t in times:
+            click.echo(t.isoformat())
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of job files (the committed schema.json equals it).
+
+    \b
+    Example:
+      scheduler schema > schema.json
+    """
+    from scheduler.spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
+def main() -> None:
+    cli()

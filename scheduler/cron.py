@@ -1,0 +1,352 @@
+"""Standard (Vixie) cron: parse 5-field expressions, compute DST-safe fire times, describe them.
+
+Pure: no clock, no I/O, no apscheduler. Callers: ``scheduler.triggers`` (fire times of a
+job), ``scheduler.spec`` (validation) and ``scheduler preview``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+
+# English on purpose: calendar.month_name follows the process locale.
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")  # fmt: skip
+WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+MONTH_NAMES = tuple(month[:3].upper() for month in MONTHS)
+DAY_NAMES = tuple(day[:3].upper() for day in WEEKDAYS)
+MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+          "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+          "@hourly": "0 * * * *"}  # fmt: skip
+# Every valid month/day falls on every weekday within 40 years (Feb 29 across 2100 is the
+# worst case), so only an expression that parse_cron would reject could outlast this.
+HORIZON_YEARS = 41
+# Larger than any UTC offset change (and any gap or fold) that zoneinfo knows in practice.
+_MAX_SHIFT = timedelta(hours=3)
+_MINUTE = timedelta(minutes=1)
+_DAY = timedelta(days=1)
+_LAST_YEAR = 9998  # leaves room for offsets and look-ahead below datetime.max
+_NUMBER = re.compile(r"[0-9]+")
+
+
+class CronError(ValueError):
+    """Bad cron text. str(err) is a complete, user-facing message naming the field, e.g.
+    "day-of-week field 'MON-FOO': unknown name 'FOO' (use SUN-SAT or 0-7)"."""
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()
+
+    def error(self, text: str, problem: str) -> CronError:
+        return CronError(f"{self.name} field {text!r}: {problem}")
+
+    def allowed(self) -> str:
+        span = f"{self.low}-{self.high}"
+        return f"{self.names[0]}-{self.names[-1]} or {span}" if self.names else span
+
+
+_FIELDS = (
+    _Field("minute", 0, 59),
+    _Field("hour", 0, 23),
+    _Field("day-of-month", 1, 31),
+    _Field("month", 1, 12, MONTH_NAMES),
+    _Field("day-of-week", 0, 7, DAY_NAMES),
+)
+
+
+@dataclass(frozen=True)
+class CronExpression:
+    text: str  # as written by the user (stripped)
+    minutes: frozenset[int]  # 0-59
+    hours: frozenset[int]  # 0-23
+    days: frozenset[int]  # 1-31
+    months: frozenset[int]  # 1-12
+    weekdays: frozenset[int]  # 0-6, 0 = Sunday (7 is folded into 0)
+    day_or: bool  # both day fields restricted -> a day matching EITHER fires
+    fixed_time: bool  # neither minute nor hour field starts with '*' (Vixie DST rule)
+
+
+def _value(field: _Field, text: str, atom: str) -> int:
+    if _NUMBER.fullmatch(atom):
+        number = int(atom)
+        if not field.low <= number <= field.high:
+            raise field.error(text, f"{number} is out of range ({field.allowed()})")
+        return number
+    if atom.upper() in field.names:
+        return field.names.index(atom.upper()) + field.low
+    if re.fullmatch(r"[0-9]*L|L[0-9-]*|[0-9]*L?W", atom, re.IGNORECASE):
+        raise field.error(text, f"'{atom}': L (last) and W (weekday) are not standard cron")
+    if field.names:
+        raise field.error(text, f"unknown name '{atom}' (use {field.allowed()})")
+    raise field.error(text, f"'{atom}' is not a number (use {field.allowed()})")
+
+
+def _parse_item(field: _Field, text: str, item: str) -> set[int]:
+    for mark, meaning in (("#", "nth weekday"), ("?", "no specific value")):
+        if mark in item:
+            raise field.error(text, f"'{mark}' ({meaning}) is not standard cron")
+    spec, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        if not _NUMBER.fullmatch(step_text) or not 1 <= int(step_text) <= field.high:
+            raise field.error(text, f"step '{step_text}' must be a number from 1 to {field.high}")
+        step = int(step_text)
+    if spec == "*":
+        low, high = field.low, field.high
+    elif "-" in spec:
+        first, _, last = spec.partition("-")
+        low, high = _value(field, text, first), _value(field, text, last)
+        if low > high:
+            raise field.error(text, f"range {spec} is reversed ({low} > {high}): no wrapping")
+    elif slash:
+        raise field.error(text, f"'{item}' needs a range: use {spec}-{field.high}/{step}")
+    else:
+        low = high = _value(field, text, spec)
+    return set(range(low, high + 1, step))
+
+
+def _parse_field(field: _Field, text: str) -> frozenset[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        if not item:
+            raise field.error(text, "empty item in the list")
+        values |= _parse_item(field, text, item)
+    return frozenset(values)
+
+
+def _fields(text: str) -> list[str]:
+    if text.startswith("@"):
+        macro = MACROS.get(text.lower())
+        if macro is None:
+            raise CronError(f"unknown cron macro {text!r} (use {', '.join(MACROS)})")
+        return macro.split()
+    fields = text.split()
+    if len(fields) != 5:
+        extra = ": seconds and years are not supported" if len(fields) > 5 else ""
+        raise CronError(
+            "cron needs 5 fields (minute hour day-of-month month day-of-week), "
+            f"got {len(fields)}{extra}"
+        )
+    return fields
+
+
+def _check_fires(days: frozenset[int], months: frozenset[int]) -> None:
+    """Reject a day-of-month/month pair with no real date (day-of-week is '*')."""
+    if any(day <= calendar.monthrange(2000, month)[1] for day in days for month in months):
+        return
+    names = [MONTHS[month - 1] for month in sorted(months)]
+    verb = "has" if len(names) == 1 else "have"
+    day_list = _english(sorted(str(day) for day in days), "or")
+    raise CronError(f"never fires: {_english(names)} {verb} no day {day_list}")
+
+
+@lru_cache(maxsize=1024)
+def parse_cron(text: str) -> CronExpression:
+    """Parse standard cron text (5 fields or a macro); raise CronError with a user message."""
+    text = text.strip()
+    fields = _fields(text)
+    minutes, hours, days, months, weekdays = (
+        _parse_field(field, part) for field, part in zip(_FIELDS, fields, strict=True)
+    )
+    star = [part.startswith("*") for part in fields]
+    if not star[2] and star[4]:
+        _check_fires(days, months)
+    weekdays = frozenset(day % 7 for day in weekdays)  # Sunday is both 0 and 7
+    day_or, fixed_time = not (star[2] or star[4]), not (star[0] or star[1])
+    return CronExpression(text, minutes, hours, days, months, weekdays, day_or, fixed_time)
+
+
+@lru_cache(maxsize=1024)
+def _sorted(values: frozenset[int]) -> tuple[int, ...]:
+    return tuple(sorted(values))
+
+
+def _first_day(expr: CronExpression, year: int, month: int, start: int) -> int | None:
+    last = calendar.monthrange(year, month)[1]
+    weekday = (calendar.weekday(year, month, start) + 1) % 7  # cron counts from Sunday
+    for day in range(start, last + 1):
+        in_days, in_weekdays = day in expr.days, weekday in expr.weekdays
+        if (in_days or in_weekdays) if expr.day_or else (in_days and in_weekdays):
+            return day
+        weekday = (weekday + 1) % 7
+    return None
+
+
+def _next_date(expr: CronExpression, day: date, last_year: int) -> date | None:
+    """The first day >= day whose month and day fields match."""
+    months = _sorted(expr.months)
+    while day.year <= last_year:
+        index = bisect_left(months, day.month)
+        if index == len(months):
+            day = date(day.year + 1, months[0], 1)
+        elif months[index] != day.month:
+            day = date(day.year, months[index], 1)
+        else:
+            found = _first_day(expr, day.year, day.month, day.day)
+            if found is not None:
+                return day.replace(day=found)
+            day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return None
+
+
+def _local_candidates(expr: CronExpression, start: datetime, last_year: int) -> Iterator[datetime]:
+    """Matching naive wall-clock times >= start, in order, jumping field by field."""
+    hours, minutes = _sorted(expr.hours), _sorted(expr.minutes)
+    day = _next_date(expr, start.date(), last_year)
+    if day == start.date():  # today: only what is left from the start time on
+        for hour in hours[bisect_left(hours, start.hour) :]:
+            lowest = start.minute if hour == start.hour else 0
+            for minute in minutes[bisect_left(minutes, lowest) :]:
+                yield datetime(day.year, day.month, day.day, hour, minute)
+        day = _next_date(expr, day + _DAY, last_year)
+    while day is not None:
+        for hour in hours:
+            for minute in minutes:
+                yield datetime(day.year, day.month, day.day, hour, minute)
+        day = _next_date(expr, day + _DAY, last_year)
+
+
+def _offset(instant: datetime, tz: tzinfo) -> timedelta:
+    """The UTC offset of tz at an instant given as naive UTC."""
+    return instant.replace(tzinfo=UTC).astimezone(tz).utcoffset() or timedelta(0)
+
+
+def _instants(wall: datetime, tz: tzinfo, fixed_time: bool) -> list[datetime]:
+    """The instants (naive UTC) at which a job scheduled at this local wall time fires."""
+    before = wall.replace(tzinfo=tz).utcoffset() or timedelta(0)
+    after = wall.replace(tzinfo=tz, fold=1).utcoffset() or timedelta(0)
+    if before == after:
+        return [wall - before]
+    if before > after:  # repeated hour: real time passes through it twice
+        return [wall - before] if fixed_time else [wall - before, wall - after]
+    if not fixed_time:  # skipped hour: a wildcard job follows real time, which never got here
+        return []
+    low, high = wall - after, wall - before  # the transition lies in (low, high]
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        low, high = (middle, high) if _offset(middle, tz) == before else (low, middle)
+    return [high.replace(microsecond=0)]
+
+
+def next_fire_time(expr: CronExpression, after: datetime, tz: tzinfo) -> datetime | None:
+    """The first fire time strictly after ``after`` (aware), aware in ``tz``; None if never."""
+    if after.utcoffset() is None:
+        raise ValueError(f"after must be timezone-aware, got {after.isoformat()}")
+    after_utc = after.astimezone(UTC).replace(tzinfo=None)
+    if after_utc.year > _LAST_YEAR:
+        return None
+    fixed_offset = isinstance(tz, timezone)
+    # A wall time can only fire after `after` if it is later than `after` read with the
+    # smallest offset in effect soon; near a fall-back that is hours before after's wall time.
+    smallest = min(_offset(after_utc, tz), _offset(after_utc + _MAX_SHIFT, tz))
+    cursor = after_utc + smallest
+    start = cursor.replace(second=0, microsecond=0) + _MINUTE
+    best: datetime | None = None
+    best_wall = datetime.max
+    for wall in _local_candidates(expr, start, min(cursor.year + HORIZON_YEARS, _LAST_YEAR)):
+        if wall > best_wall:
+            break
+        for instant in _instants(wall, tz, expr.fixed_time):
+            if instant > after_utc and (best is None or instant < best):
+                best = instant
+                # Local order is absolute order unless the offset changed shortly before
+                # `best`; only then can a later wall time (in a repeated hour) fire sooner.
+                settled = fixed_offset or _offset(best - _MAX_SHIFT, tz) == _offset(best, tz)
+                best_wall = datetime.min if settled else best + _offset(best, tz) + _MAX_SHIFT
+    return None if best is None else best.replace(tzinfo=UTC).astimezone(tz)
+
+
+def fire_times(expr: CronExpression, after: datetime, tz: tzinfo, count: int) -> list[datetime]:
+    """The next ``count`` fire times strictly after ``after``, in increasing order."""
+    times: list[datetime] = []
+    while len(times) < count:
+        fire = next_fire_time(expr, times[-1] if times else after, tz)
+        if fire is None:
+            break
+        times.append(fire)
+    return times
+
+
+def _english(items: list[str], conjunction: str = "and") -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def _step(values: frozenset[int], low: int, high: int) -> int | None:
+    """n when values are exactly low, low+n, ... (n > 1) up to high."""
+    ordered = _sorted(values)
+    if len(ordered) < 2 or ordered[0] != low:
+        return None
+    step = ordered[1] - ordered[0]
+    return step if step > 1 and ordered == tuple(range(low, high + 1, step)) else None
+
+
+def _values(values: frozenset[int], name: Callable[[int], str] = str) -> str:
+    """'Monday through Friday' for a run of three or more, else 'Monday, Wednesday and Friday'."""
+    ordered = _sorted(values)
+    words = [name(value) for value in ordered]
+    if len(ordered) >= 3 and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return f"{words[0]} through {words[-1]}"
+    return _english(words)
+
+
+def _ordinal(number: int) -> str:
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{'th' if 10 <= number % 100 <= 20 else suffix}"
+
+
+def _time_phrase(minutes: frozenset[int], hours: frozenset[int]) -> str:
+    if len(minutes) == 1 and len(hours) <= 4:
+        (minute,) = minutes
+        return "At " + _english([f"{hour:02}:{minute:02}" for hour in _sorted(hours)])
+    if minutes == {0} and len(hours) == 24:
+        return "Every hour"
+    minute_step, hour_step, ordered = _step(minutes, 0, 59), _step(hours, 0, 23), _sorted(hours)
+    if len(hours) == 24:
+        hour_phrase = "every hour"
+    elif hour_step:
+        hour_phrase = f"every {_ordinal(hour_step)} hour"
+    else:
+        hour_phrase = f"hour{'s' if len(hours) > 1 else ''} {_values(hours)}"
+    if len(minutes) < 60 and not minute_step:
+        return f"At minute{'s' if len(minutes) > 1 else ''} {_values(minutes)} past {hour_phrase}"
+    phrase = f"Every {minute_step} minutes" if minute_step else "Every minute"
+    if len(hours) == 24:
+        return phrase
+    if ordered[-1] - ordered[0] == len(ordered) - 1:
+        return f"{phrase}, between {ordered[0]:02}:00 and {ordered[-1]:02}:59"
+    return f"{phrase}, during {hour_phrase}"
+
+
+def _day_phrases(expr: CronExpression) -> list[str]:
+    day_step = _step(expr.days, 1, 31)
+    if day_step:
+        days = f"on every {_ordinal(day_step)} day of the month"
+    else:
+        days = f"on day{'s' if len(expr.days) > 1 else ''} {_values(expr.days)} of the month"
+    weekdays = _values(expr.weekdays, WEEKDAYS.__getitem__)
+    if expr.day_or:
+        return [f"{days} or on {weekdays}"]
+    if " through " not in weekdays:
+        weekdays = f"only on {weekdays}"
+    return ([days] if len(expr.days) < 31 else []) + ([weekdays] if len(expr.weekdays) < 7 else [])
+
+
+def describe(expr: CronExpression) -> str:
+    """Plain English like cron-descriptor, e.g. "At 09:00, Monday through Friday"; never raises."""
+    try:
+        parts = [_time_phrase(expr.minutes, expr.hours), *_day_phrases(expr)]
+        if len(expr.months) < 12:
+            months = _values(expr.months, lambda month: MONTHS[month - 1])
+            parts.append(months if " through " in months else f"only in {months}")
+        return ", ".join(parts)
+    except Exception:  # describing is a courtesy: an odd shape must not break a listing
+        return f"cron {expr.text}"

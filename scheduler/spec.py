@@ -1,0 +1,246 @@
+"""The job file format as pydantic models: what a valid job is, nothing about files or time.
+
+``loader`` validates parsed YAML against ``models_for(registry)``; the reconciler stores
+``JobSpec.model_dump(mode="json")`` and compares fingerprints of it. The ``run:`` union is
+built from a handler registry, so plugin types validate and appear in the schema like
+built-ins. Never imports apscheduler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from scheduler.cron import CronError, parse_cron
+from scheduler.durations import Duration
+from scheduler.handlers import Registry, default_registry
+
+JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN, max_length=100)]
+TRIGGER_KEYS = ("cron", "interval", "at")
+DEFAULT_MAX_INSTANCES = 3
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = [z for z in available_timezones() if z.lower() == name.lower()]
+        hint = (
+            f" (did you mean '{close[0]}'?)" if close else " (use an IANA name like Europe/Berlin)"
+        )
+        raise ValueError(f"unknown time zone '{name}'{hint}") from None
+    return name
+
+
+class Schedule(Strict):
+    """When a job runs: exactly one of cron, interval or at."""
+
+    cron: str | None = Field(
+        default=None,
+        description="standard 5-field cron (Vixie semantics) or @hourly/@daily/@weekly/...",
+        examples=["0 9 * * 1-5"],
+    )
+    interval: Duration | None = Field(default=None, description="run every this long")
+    at: datetime | None = Field(default=None, description="run once at this time (ISO 8601)")
+    timezone: str = Field(default="UTC", description="IANA zone for cron and naive datetimes")
+    jitter: Duration | None = Field(default=None, description="random delay up to this long")
+    start: datetime | None = Field(default=None, description="no runs before this time")
+    end: datetime | None = Field(default=None, description="no runs after this time")
+
+    @field_validator("cron")
+    @classmethod
+    def _standard_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return parse_cron(value).text
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value.total_seconds() < 1:
+            raise ValueError("interval must be at least 1s")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one_trigger(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = [key for key in TRIGGER_KEYS if data.get(key) is not None]
+        if not given:
+            raise PydanticCustomError(
+                "no_trigger", "schedule needs one of cron, interval or at", {"key": None}
+            )
+        if len(given) > 1:
+            raise PydanticCustomError(
+                "two_triggers",
+                "schedule has both {first} and {key}: keep exactly one",
+                {"first": given[0], "key": given[1]},
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _localize(self) -> Schedule:
+        # Naive datetimes mean wall time in the schedule's zone, never the host's zone.
+        zone = ZoneInfo(self.timezone)
+        for name in ("at", "start", "end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=zone))
+        if self.start and self.end and self.start >= self.end:
+            raise PydanticCustomError("bad_bounds", "end must be after start", {"key": "end"})
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(key for key in TRIGGER_KEYS if getattr(self, key) is not None)
+
+
+class Retries(Strict):
+    attempts: int = Field(default=0, ge=0, le=100, description="retries after a failed first try")
+    backoff: Duration = Field(
+        default=timedelta(seconds=30), description="wait before the first retry; doubles each time"
+    )
+
+
+class RunSpec(BaseModel):
+    """The common face of every ``run:`` model: a handler type name."""
+
+    type: str
+
+
+class JobSpec(Strict):
+    """One job. ``run`` is narrowed to the registry's union by ``models_for``."""
+
+    description: str = ""
+    schedule: Schedule
+    run: RunSpec
+    timeout: Duration | None = Field(default=None, description="stop the run after this long")
+    retries: Retries = Field(default_factory=Retries)
+    concurrency: Literal["allow", "forbid", "replace"] = Field(
+        default="allow",
+        description="when a run is due while one is running: allow (up to max_instances), "
+        "forbid (skip the new one) or replace (stop the old one)",
+    )
+    max_instances: int = Field(default=DEFAULT_MAX_INSTANCES, ge=1, le=1000)
+    misfire_grace: Duration | None = Field(
+        default=timedelta(seconds=30),
+        description="how late a run may start; null = any lateness",
+    )
+    coalesce: bool = Field(default=True, description="collapse missed runs into one")
+    paused: bool = False
+    labels: dict[Annotated[str, StringConstraints(min_length=1, max_length=63)], str] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _max_instances_needs_allow(self) -> JobSpec:
+        # Compared with the default, not model_fields_set: a stored canonical spec carries
+        # every key and must validate again unchanged.
+        if self.max_instances != DEFAULT_MAX_INSTANCES and self.concurrency != "allow":
+            raise PydanticCustomError(
+                "max_instances_needs_allow",
+                "max_instances only applies to concurrency: allow (this job says {concurrency})",
+                {"key": "max_instances", "concurrency": self.concurrency},
+            )
+        return self
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Defaults(Strict):
+    """Merged under every job of the same file; a job's own keys win, labels are merged."""
+
+    timezone: str | None = None
+    timeout: Duration | None = None
+    retries: Retries | None = None
+    concurrency: Literal["allow", "forbid", "replace"] | None = None
+    max_instances: int | None = Field(default=None, ge=1, le=1000)
+    misfire_grace: Duration | None = None
+    coalesce: bool | None = None
+    paused: bool | None = None
+    labels: dict[str, str] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
+
+
+def fingerprint(canonical: dict[str, Any]) -> str:
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SpecModels:
+    """The models of one registry: a job, and a whole file (for the JSON Schema)."""
+
+    job: type[JobSpec]
+    file: type[BaseModel]
+    run_types: tuple[str, ...]
+
+
+def _run_model(name: str, args: type[BaseModel]) -> type[BaseModel]:
+    camel = "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+    return create_model(
+        f"{camel}Run",
+        __base__=args,
+        type=(Literal[name], Field(description=f"handler type '{name}'")),  # type: ignore[arg-type]
+    )
+
+
+def models_for(registry: Registry) -> SpecModels:
+    runs = tuple(_run_model(name, h.args) for name, h in sorted(registry.items()))
+    run_union = Annotated[Union[runs], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    job = create_model("JobSpec", __base__=JobSpec, run=(run_union, ...))
+    file = create_model(
+        "JobFile",
+        __config__=ConfigDict(extra="forbid", title="Job file"),
+        defaults=(Defaults | None, None),
+        jobs=(dict[JobId, job], Field(default_factory=dict)),
+    )
+    return SpecModels(job=job, file=file, run_types=tuple(sorted(registry)))
+
+
+@cache
+def default_models() -> SpecModels:
+    return models_for(default_registry())
+
+
+def json_schema(models: SpecModels | None = None) -> dict[str, Any]:
+    schema = (models or default_models()).file.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+    }

@@ -1,0 +1,67 @@
+"""Shared fixtures: a jobs directory on tmp_path, a job-file writer, and the CLI."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from scheduler.cli import cli
+
+WriteJobs = Callable[..., Path]
+RunCli = Callable[..., Result]
+
+
+@pytest.fixture
+def jobs_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "jobs.d"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'scheduler.db'}"
+
+
+@pytest.fixture
+def write_jobs(jobs_dir: Path) -> WriteJobs:
+    """write_jobs("a.yaml", '''yaml text''') -> path; the text is dedented."""
+
+    def write(name: str, text: str) -> Path:
+        path = jobs_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_cli(jobs_dir: Path, db_url: str) -> RunCli:
+    """run_cli("validate", ...) -> click Result, against this test's jobs dir and store."""
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(
+            cli, ["--jobs-dir", str(jobs_dir), "--db", db_url, *args], catch_exceptions=False
+        )
+
+    return run
+
+
+def simple_job(job_id: str = "hello", cron: str = "0 9 * * *", extra: str = "") -> str:
+    """A valid job file with one job; ``extra`` lines are added to the job (4-space indent)."""
+    body = textwrap.indent(textwrap.dedent(extra).strip("\n"), "    ") + "\n" if extra else ""
+    return (
+        "jobs:\n"
+        f"  {job_id}:\n"
+        "    schedule:\n"
+        f'      cron: "{cron}"\n'
+        "    run:\n"
+        "      type: command\n"
+        '      command: ["true"]\n'
+        f"{body}"
+    )
