@@ -173,5 +173,127 @@ def schema() -> None:
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
 
+def _print_plan(details: dict[str, Any], output: str) -> None:
+    from scheduler.render import plan_json, plan_text
+
+    if output == "json":
+        _print_json(plan_json(details))
+    else:
+        click.echo(plan_text(details))
+
+
+@cli.command()
+@click.option(
+    "--allow-empty", is_flag=True, help="Plan removing every job if no file declares one."
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when there are changes, 0 when none (for CI drift checks).",
+)
+@OUTPUT
+@click.pass_obj
+def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output: str) -> None:
+    """Show what `reconcile` would change in the store, changing nothing.
+
+    \b
+    Example:
+      scheduler plan
+      scheduler plan --detailed-exitcode -o json   # exit 2 when the store has drifted
+    """
+    from scheduler.service import plan_for
+
+    details = plan_for(settings, allow_empty=allow_empty)
+    _print_plan(details, output)
+    if detailed_exitcode and (details["add"] or details["update"] or details["remove"]):
+        sys.exit(2)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only print the plan (same as `scheduler plan`).")
+@click.option(
+    "--allow-empty", is_flag=True, help="Allow removing every job when no file declares one."
+)
+@OUTPUT
+@click.pass_obj
+def reconcile(settings: Settings, dry_run: bool, allow_empty: bool, output: str) -> None:
+    """Make the store match the job files, and print what was done.
+
+    Nothing is applied if any file is invalid. When a daemon runs for this store, it is
+    asked to reconcile instead (one writer), and its result is printed.
+
+    \b
+    Example:
+      scheduler reconcile
+      scheduler --db postgresql+psycopg://scheduler@db/scheduler reconcile -o json
+    """
+    from scheduler.service import plan_for, reconcile_now
+
+    if dry_run:
+        details = plan_for(settings, allow_empty=allow_empty)
+    else:
+        details = reconcile_now(settings, allow_empty=allow_empty)
+    _print_plan(details, output)
+
+
+@cli.command()
+@OUTPUT
+@click.pass_obj
+def jobs(settings: Settings, output: str) -> None:
+    """List the stored jobs: schedule, next run, paused, and the file:line declaring each.
+
+    \b
+    Example:
+      scheduler jobs
+      scheduler jobs -o json | jq '.[] | select(.paused)'
+    """
+    from scheduler.render import jobs_text
+    from scheduler.service import list_jobs
+    from scheduler.store import Store
+
+    store = Store(settings.db)
+    try:
+        listing = list_jobs(store)
+    finally:
+        store.close()
+    if output == "json":
+        _print_json(listing)
+    else:
+        click.echo(jobs_text(listing))
+
+
+@cli.command()
+@click.option(
+    "--allow-empty", is_flag=True, help="Allow removing every job when no file declares one."
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.pass_obj
+def run(settings: Settings, allow_empty: bool, log_level: str) -> None:
+    """Run the daemon: reconcile now and on every change under the jobs dir, run due jobs.
+
+    SIGHUP reconciles; SIGTERM or Ctrl-C stops it. An invalid file is logged and changes
+    nothing: the daemon keeps running its last good state.
+
+    \b
+    Example:
+      scheduler run
+      SCHEDULER_DB=sqlite:////var/lib/scheduler/jobs.db scheduler --jobs-dir /etc/jobs.d run
+    """
+    import logging
+
+    from scheduler.daemon import run_daemon
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    run_daemon(settings, allow_empty=allow_empty)
+
+
 def main() -> None:
     cli()

@@ -1,0 +1,199 @@
+"""Apply a ``Plan`` to the store: the only writer of job definitions.
+
+Everything happens in one transaction, in batches: the pickled APScheduler jobs, our spec
+rows and the file cache commit together or not at all, so a crash at any point leaves the
+store before or after the apply. Unchanged jobs are not written. Only a schedule change (or
+resuming a paused job) computes a new next run time; ``replace_existing`` is never used,
+because re-adding resets interval timers. Callers: the reconciler, under the writer lock.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.util import datetime_to_utc_timestamp
+from sqlalchemy import Connection, bindparam, select
+
+from scheduler.errors import SchedulerError
+from scheduler.loader import DeclaredJob
+from scheduler.plan import Plan, Stored
+from scheduler.spec import JobSpec
+from scheduler.store import CachedFile, Store
+from scheduler.triggers import build_trigger
+
+RUNNER_REF = "scheduler.runner:run_job"
+EXECUTOR = "default"
+
+
+class ForeignJob(SchedulerError):
+    """The store holds an APScheduler job with this id that this tool did not create."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"the store already holds a job '{job_id}' that this tool did not create: "
+            "rename the job in its file, or remove the other job from the store"
+        )
+
+
+@dataclass(frozen=True)
+class FileCacheUpdate:
+    put: Mapping[str, CachedFile]
+    drop: frozenset[str]
+
+
+def aps_max_instances(spec: JobSpec) -> int:
+    # forbid: APScheduler itself refuses a second instance (recorded as skipped);
+    # replace: the new run must be let in so it can stop the old one.
+    return {"forbid": 1, "replace": 2}.get(spec.concurrency, spec.max_instances)
+
+
+def job_state(
+    job_id: str, spec: JobSpec, trigger: BaseTrigger, next_run_time: datetime | None
+) -> dict[str, Any]:
+    """APScheduler 3.x ``Job.__getstate__`` for one of our jobs, built without a scheduler."""
+    grace = spec.misfire_grace
+    return {
+        "version": 1,
+        "id": job_id,
+        "func": RUNNER_REF,
+        "trigger": trigger,
+        "executor": EXECUTOR,
+        "args": (job_id,),
+        "kwargs": {},
+        "name": job_id,
+        "misfire_grace_time": None if grace is None else max(1, int(grace.total_seconds())),
+        "coalesce": spec.coalesce,
+        "max_instances": aps_max_instances(spec),
+        "next_run_time": next_run_time,
+    }
+
+
+def _row(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "b_id": state["id"],
+        "next_run_time": datetime_to_utc_timestamp(state["next_run_time"]),
+        "job_state": pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
+    }
+
+
+@dataclass
+class _Batch:
+    aps_insert: list[dict[str, Any]]
+    aps_update: list[dict[str, Any]]
+    ours_insert: list[dict[str, Any]]
+    ours_update: list[dict[str, Any]]
+
+
+def apply_plan(
+    store: Store, plan: Plan[DeclaredJob], files: FileCacheUpdate, now: datetime, version: str
+) -> None:
+    """Make the store match the plan, in one transaction."""
+    stamp = time.time()
+    batch = _Batch([], [], [], [])
+    with store.write() as conn:
+        existing = _aps_states(
+            store, conn, [u.job.id for u in plan.update] + [a.id for a in plan.add]
+        )
+        for job in plan.add:
+            if job.id in existing:
+                raise ForeignJob(job.id)
+            trigger = build_trigger(job.spec.schedule, now)
+            nrt = None if job.spec.paused else trigger.get_next_fire_time(None, now)
+            batch.aps_insert.append(_row(job_state(job.id, job.spec, trigger, nrt)))
+            batch.ours_insert.append(_ours(job, operator_paused=False, stamp=stamp))
+        for update in plan.update:
+            state = _updated_state(
+                update.job, update.stored, existing.get(update.job.id), update.reschedules, now
+            )
+            if state is not None:
+                target = batch.aps_update if update.job.id in existing else batch.aps_insert
+                target.append(_row(state))
+            batch.ours_update.append(_ours(update.job, update.stored.operator_paused, stamp))
+        _write(store, conn, batch, plan, stamp)
+        _write_files(store, conn, files, version)
+
+
+def _updated_state(
+    job: DeclaredJob, stored: Stored, old: dict[str, Any] | None, reschedules: bool, now: datetime
+) -> dict[str, Any] | None:
+    spec = job.spec
+    paused = spec.paused or stored.operator_paused
+    was_paused = bool(stored.canonical.get("paused")) or stored.operator_paused
+    if reschedules or old is None:
+        if old is None and not reschedules:
+            return None  # a finished one-shot (APScheduler dropped it): do not re-arm it
+        trigger = build_trigger(spec.schedule, now)
+        nrt = None if paused else trigger.get_next_fire_time(None, now)
+    else:
+        trigger = old["trigger"]
+        nrt = old["next_run_time"]
+        if paused != was_paused:
+            nrt = None if paused else trigger.get_next_fire_time(None, now)
+    return job_state(job.id, spec, trigger, nrt)
+
+
+def _ours(job: DeclaredJob, operator_paused: bool, stamp: float) -> dict[str, Any]:
+    return {
+        "b_id": job.id,
+        "spec": json.dumps(job.canonical, sort_keys=True),
+        "fingerprint": job.fingerprint,
+        "source": str(job.source),
+        "operator_paused": operator_paused,
+        "updated_at": stamp,
+    }
+
+
+def _aps_states(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    states: dict[str, dict[str, Any]] = {}
+    table = store.aps_jobs
+    for start in range(0, len(ids), 500):  # stay under bound-parameter limits
+        chunk = ids[start : start + 500]
+        for row in conn.execute(select(table.c.id, table.c.job_state).where(table.c.id.in_(chunk))):
+            states[row.id] = pickle.loads(row.job_state)
+    return states
+
+
+def _write(
+    store: Store, conn: Connection, batch: _Batch, plan: Plan[DeclaredJob], stamp: float
+) -> None:
+    aps, ours = store.aps_jobs, store.jobs
+    if batch.aps_insert:
+        conn.execute(aps.insert().values(id=bindparam("b_id")), batch.aps_insert)
+    if batch.aps_update:
+        conn.execute(aps.update().where(aps.c.id == bindparam("b_id")), batch.aps_update)
+    if batch.ours_insert:
+        conn.execute(ours.insert().values(id=bindparam("b_id")), batch.ours_insert)
+    if batch.ours_update:
+        conn.execute(ours.update().where(ours.c.id == bindparam("b_id")), batch.ours_update)
+    if plan.moved:
+        conn.execute(
+            ours.update().where(ours.c.id == bindparam("b_id")),
+            [{"b_id": j.id, "source": str(j.source), "updated_at": stamp} for j in plan.moved],
+        )
+    removed = [s.id for s in plan.remove]
+    for start in range(0, len(removed), 500):
+        chunk = removed[start : start + 500]
+        conn.execute(aps.delete().where(aps.c.id.in_(chunk)))
+        conn.execute(ours.delete().where(ours.c.id.in_(chunk)))
+
+
+def _write_files(store: Store, conn: Connection, files: FileCacheUpdate, version: str) -> None:
+    table = store.files
+    stale = sorted(set(files.put) | files.drop)
+    for start in range(0, len(stale), 500):
+        conn.execute(table.delete().where(table.c.path.in_(stale[start : start + 500])))
+    if files.put:
+        conn.execute(
+            table.insert(),
+            [
+                {"path": path, "digest": f.digest, "version": version, "jobs": json.dumps(f.jobs)}
+                for path, f in files.put.items()
+            ],
+        )

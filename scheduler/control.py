@@ -1,0 +1,136 @@
+"""One writer per store: the lock the daemon holds for its lifetime, and the local socket
+through which the command line asks a running daemon to act instead of racing it.
+
+The lock is an advisory ``flock`` on a file named after the store, in the runtime dir
+(``$XDG_RUNTIME_DIR`` or the temp dir), so it guards one host; the socket sits beside it.
+Messages are one JSON object per line. Callers: ``daemon`` (serves), ``cli`` (asks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import make_url
+
+from scheduler.errors import SchedulerError
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class StoreBusy(SchedulerError):
+    """Another writer holds the store and cannot be asked to act."""
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    lock: Path
+    socket: Path
+
+
+def runtime_paths(db_url: str) -> RuntimePaths:
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        key = f"sqlite:{Path(str(url.database)).resolve()}"
+    else:
+        key = url.render_as_string(hide_password=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    return RuntimePaths(base / f"scheduler-{digest}.lock", base / f"scheduler-{digest}.sock")
+
+
+class WriterLock:
+    """An exclusive advisory lock on the store, released when the process ends (even by
+    ``kill -9``: the kernel drops ``flock`` locks with the file descriptor)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self, *, blocking: bool = False) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
+    """Answer one JSON request per line on a Unix socket (mode 0600: this user only)."""
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            request = json.loads(line) if line else {}
+            reply = await handler(request)
+        except Exception as exc:  # a bad request must not take the daemon down
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
+        writer.write(json.dumps(reply, default=str).encode() + b"\n")
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    path.unlink(missing_ok=True)
+    server = await asyncio.start_unix_server(on_client, path=str(path))
+    path.chmod(0o600)
+    return server
+
+
+def ask(path: Path, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any] | None:
+    """Send one request to the daemon; ``None`` when no daemon listens there."""
+    if not path.exists():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        try:
+            conn.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return None  # a stale socket left by a killed daemon
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        chunks: list[bytes] = []
+        while not chunks or not chunks[-1].endswith(b"\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        raise StoreBusy("the daemon closed the connection without answering: see its log")
+    reply: dict[str, Any] = json.loads(data)
+    return reply

@@ -1,0 +1,158 @@
+"""Reconcile: load the job files, plan against the store, apply. The one place that
+decides whether a plan may be applied at all (invalid files, an empty directory).
+
+Files whose content hash matches the store's parse cache are not parsed again, so a no-op
+reconcile of 10,000 jobs costs reading and hashing the files. Callers: the ``plan`` and
+``reconcile`` verbs (under the writer lock) and the daemon.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scheduler import __version__
+from scheduler.apply import FileCacheUpdate, apply_plan
+from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
+from scheduler.handlers import default_registry
+from scheduler.loader import (
+    DeclaredJob,
+    FileResult,
+    Source,
+    combine,
+    gc_paused,
+    job_files,
+    load_text,
+)
+from scheduler.plan import Plan, plan
+from scheduler.store import CachedFile, Store
+
+
+class EmptyJobsDir(SchedulerError):
+    """Refused: the files declare no job while the store holds some."""
+
+    def __init__(self, jobs_dir: Path, stored: int) -> None:
+        what = "does not exist" if not jobs_dir.exists() else "declares no job"
+        super().__init__(
+            f"{jobs_dir} {what}, but the store holds {stored} job(s): refusing to remove them "
+            "all (a broken mount looks just like this). Fix the path, or pass --allow-empty "
+            "if removing every job is what you want"
+        )
+
+
+@dataclass
+class Loaded:
+    """The desired state plus the file-cache changes that go with applying it."""
+
+    jobs: dict[str, DeclaredJob]
+    cache: FileCacheUpdate
+    parsed_files: int
+
+
+@dataclass
+class ReconcileResult:
+    plan: Plan[DeclaredJob]
+    applied: bool
+    parsed_files: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.plan.as_dict(), "applied": self.applied}
+
+
+def cache_version() -> str:
+    """Cached parses are only valid for the same scheduler and handler types."""
+    key = f"{__version__}|{','.join(sorted(default_registry()))}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def load_desired(jobs_dir: Path, cache: Mapping[str, CachedFile]) -> Loaded:
+    """Load the jobs dir, re-parsing only files whose content changed since the cache."""
+    version = cache_version()
+    results: list[FileResult] = []
+    put: dict[str, CachedFile] = {}
+    parsed = 0
+    paths = job_files(jobs_dir) if jobs_dir.exists() else []
+    with gc_paused():
+        for path in paths:
+            key = str(path)
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:  # vanished between listing and reading: a rename in flight
+                problem = SpecProblem(key, 1, 1, f"cannot read job file: {exc}")
+                results.append(FileResult(key, "", (), (problem,)))
+                continue
+            digest = hashlib.sha256(raw).hexdigest()
+            hit = cache.get(key)
+            if hit is not None and hit.digest == digest and hit.version == version:
+                results.append(_from_cache(key, hit))
+                continue
+            parsed += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problem = SpecProblem(key, 1, 1, f"job files must be UTF-8: {exc}")
+                results.append(FileResult(key, digest, (), (problem,)))
+                continue
+            result = load_text(key, text)
+            results.append(result)
+            put[key] = CachedFile(digest, version, [_cache_entry(j) for j in result.jobs])
+        state = combine(results)  # raises InvalidJobFiles with every problem
+    drop = frozenset(cache) - set(state.files)
+    return Loaded(state.jobs, FileCacheUpdate(put, drop), parsed)
+
+
+def _cache_entry(job: DeclaredJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "canonical": job.canonical,
+        "fingerprint": job.fingerprint,
+        "line": job.source.line,
+        "col": job.source.col,
+    }
+
+
+def _from_cache(path: str, cached: CachedFile) -> FileResult:
+    jobs = tuple(
+        DeclaredJob(e["id"], e["canonical"], e["fingerprint"], Source(path, e["line"], e["col"]))
+        for e in cached.jobs
+    )
+    return FileResult(path, cached.digest, jobs, ())
+
+
+def reconcile(
+    store: Store,
+    jobs_dir: Path,
+    *,
+    dry_run: bool = False,
+    allow_empty: bool = False,
+    now: datetime | None = None,
+) -> ReconcileResult:
+    """Make the store match the files, or raise without changing anything.
+
+    Raises ``InvalidJobFiles`` when any file is invalid and ``EmptyJobsDir`` when the files
+    declare nothing while the store holds jobs (unless ``allow_empty``).
+    """
+    started = time.perf_counter()
+    with store.engine.connect() as conn:
+        stored = store.stored_jobs(conn)
+        cache = store.file_cache(conn)
+    loaded = load_desired(jobs_dir, cache)
+    if not loaded.jobs and stored and not allow_empty:
+        raise EmptyJobsDir(jobs_dir, len(stored))
+    result_plan = plan(loaded.jobs, stored)
+    cache_changed = bool(loaded.cache.put or loaded.cache.drop)
+    applied = False
+    if not dry_run and (result_plan.has_changes or result_plan.moved or cache_changed):
+        apply_plan(store, result_plan, loaded.cache, now or datetime.now(UTC), cache_version())
+        applied = True
+    return ReconcileResult(result_plan, applied, loaded.parsed_files, time.perf_counter() - started)
+
+
+__all__ = ["EmptyJobsDir", "InvalidJobFiles", "ReconcileResult", "load_desired", "reconcile"]

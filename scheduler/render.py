@@ -1,0 +1,104 @@
+"""Plain-text and JSON views of plans, reconcile results and stored jobs, shared by the
+command line and the daemon's replies (so a delegated reconcile prints identically)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from scheduler.loader import DeclaredJob
+from scheduler.plan import Plan
+from scheduler.triggers import describe_schedule
+
+
+def plan_details(plan: Plan[DeclaredJob], applied: bool | None = None) -> dict[str, Any]:
+    """Everything needed to print a plan, JSON-safe."""
+    details: dict[str, Any] = {
+        "add": [
+            {"id": j.id, "source": str(j.source), "schedule": describe_schedule(j.spec.schedule)}
+            for j in plan.add
+        ],
+        "update": [
+            {
+                "id": u.job.id,
+                "source": str(u.job.source),
+                "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in u.changes],
+            }
+            for u in plan.update
+        ],
+        "remove": [{"id": s.id, "source": s.source} for s in plan.remove],
+        "unchanged": list(plan.unchanged),
+    }
+    if applied is not None:
+        details["applied"] = applied
+    return details
+
+
+def plan_json(details: dict[str, Any]) -> dict[str, Any]:
+    """The public JSON shape of a plan: ids, and the changed fields of updates."""
+    out: dict[str, Any] = {
+        "add": [a["id"] for a in details["add"]],
+        "update": [
+            {"id": u["id"], "fields": [c["field"] for c in u["changes"]]} for u in details["update"]
+        ],
+        "remove": [r["id"] for r in details["remove"]],
+        "unchanged": details["unchanged"],
+    }
+    if "applied" in details:
+        out["applied"] = details["applied"]
+    return out
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def plan_text(details: dict[str, Any]) -> str:
+    lines = []
+    for add in details["add"]:
+        lines.append(f"+ add {add['id']}: {add['schedule']}  ({add['source']})")
+    for update in details["update"]:
+        lines.append(f"~ update {update['id']}  ({update['source']})")
+        for change in update["changes"]:
+            lines.append(
+                f"    {change['field']}: {_value(change['old'])} -> {_value(change['new'])}"
+            )
+    for remove in details["remove"]:
+        lines.append(f"- remove {remove['id']}  (was {remove['source']})")
+    counts = (
+        f"{len(details['add'])} to add, {len(details['update'])} to update, "
+        f"{len(details['remove'])} to remove, {len(details['unchanged'])} unchanged"
+    )
+    if details.get("applied") is True:
+        counts = counts.replace("to add", "added").replace("to update", "updated")
+        counts = counts.replace("to remove", "removed")
+        lines.append(f"Applied: {counts}.")
+    elif not (details["add"] or details["update"] or details["remove"]):
+        lines.append(f"No changes: {len(details['unchanged'])} job(s) up to date.")
+    else:
+        lines.append(f"Plan: {counts}.")
+    return "\n".join(lines)
+
+
+def jobs_text(jobs: list[dict[str, Any]]) -> str:
+    if not jobs:
+        return "no jobs in the store: run `scheduler reconcile`"
+    header = ("ID", "SCHEDULE", "HANDLER", "NEXT RUN", "PAUSED", "SOURCE")
+    rows = [header]
+    for job in jobs:
+        paused = job["paused_by"] or "-"
+        rows.append(
+            (
+                job["id"],
+                job["schedule"],
+                job["handler"],
+                job["next_run_time"] or ("-" if job["paused"] else job["state"]),
+                paused,
+                job["source"],
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

@@ -1,0 +1,136 @@
+"""What each command does, reachable from Python without the command line: it picks
+between acting on the store directly and asking a running daemon, so there is only ever
+one writer. Callers: ``cli`` (and tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
+from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
+from scheduler.reconciler import reconcile
+from scheduler.render import plan_details
+from scheduler.settings import Settings
+from scheduler.spec import Schedule
+from scheduler.store import Store
+from scheduler.triggers import describe_schedule
+
+LOCK_WAIT_SECONDS = 30.0
+
+
+def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
+    """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed)."""
+    store = Store(settings.db)
+    try:
+        result = reconcile(store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty)
+    finally:
+        store.close()
+    return plan_details(result.plan)
+
+
+def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
+    """Apply the files to the store, or have the running daemon do it and report back."""
+    paths = runtime_paths(settings.db)
+    lock = WriterLock(paths.lock)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not lock.acquire():
+        reply = ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty})
+        if reply is not None:
+            return unwrap(reply)
+        if time.monotonic() > deadline:  # another `reconcile` that is not a daemon
+            raise StoreBusy(
+                f"the store is locked by process {lock.holder()} ({paths.lock}) and no daemon "
+                "answers: wait for it to finish, or stop it"
+            )
+        time.sleep(0.2)
+    try:
+        store = Store(settings.db)
+        try:
+            result = reconcile(store, settings.jobs_dir, allow_empty=allow_empty)
+        finally:
+            store.close()
+    finally:
+        lock.release()
+    return plan_details(result.plan, applied=result.applied)
+
+
+def unwrap(reply: dict[str, Any]) -> dict[str, Any]:
+    """A daemon's reply as a result, or the error it reported raised here."""
+    if reply.get("ok"):
+        result: dict[str, Any] = reply["result"]
+        return result
+    if reply.get("problems"):
+        raise InvalidJobFiles(SpecProblem(**p) for p in reply["problems"])
+    error = SchedulerError(reply.get("error", "the daemon reported an unknown error"))
+    error.exit_code = int(reply.get("exit_code", 1))
+    raise error
+
+
+def error_reply(exc: Exception) -> dict[str, Any]:
+    """The daemon's side of ``unwrap``."""
+    if isinstance(exc, InvalidJobFiles):
+        return {
+            "ok": False,
+            "error": str(exc),
+            "exit_code": exc.exit_code,
+            "problems": [p.as_dict() for p in exc.problems],
+        }
+    code = exc.exit_code if isinstance(exc, SchedulerError) else 1
+    return {"ok": False, "error": str(exc), "exit_code": code}
+
+
+def _iso(timestamp: float | None, zone: str) -> str | None:
+    if timestamp is None:
+        return None
+    tz = UTC if zone == "UTC" else ZoneInfo(zone)
+    return datetime.fromtimestamp(timestamp, tz).isoformat()
+
+
+def list_jobs(store: Store) -> list[dict[str, Any]]:
+    """One entry per stored job, as ``scheduler jobs --output json`` prints it."""
+    ours, aps = store.jobs, store.aps_jobs
+    query = (
+        select(
+            ours.c.id,
+            ours.c.spec,
+            ours.c.source,
+            ours.c.operator_paused,
+            aps.c.next_run_time,
+            aps.c.id.label("aps_id"),
+        )
+        .select_from(ours.outerjoin(aps, aps.c.id == ours.c.id))
+        .order_by(ours.c.id)
+    )
+    with store.engine.connect() as conn:
+        rows = list(conn.execute(query))
+    jobs = []
+    now = time.time()
+    for row in rows:
+        spec = json.loads(row.spec)
+        schedule = Schedule.model_validate(spec["schedule"])
+        paused_by = "operator" if row.operator_paused else ("file" if spec["paused"] else None)
+        state = "scheduled"
+        if paused_by:
+            state = "paused"
+        elif row.aps_id is None:
+            ended = schedule.end is not None and schedule.end.timestamp() <= now
+            state = "ended" if ended else "finished"  # APScheduler drops spent triggers
+        jobs.append(
+            {
+                "id": row.id,
+                "schedule": describe_schedule(schedule),
+                "handler": spec["run"]["type"],
+                "next_run_time": None if paused_by else _iso(row.next_run_time, schedule.timezone),
+                "paused": paused_by is not None,
+                "paused_by": paused_by,
+                "state": state,
+                "source": row.source,
+            }
+        )
+    return jobs

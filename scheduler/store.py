@@ -1,0 +1,177 @@
+"""The database: APScheduler's job table plus our own tables, in one SQLAlchemy engine.
+
+APScheduler pickles only a reference to ``scheduler.runner:run_job`` and the job id, so no
+stored row depends on user code. Each job's validated spec, fingerprint and source live in
+``scheduler_jobs``, written in the same transaction as the pickled job (``apply``).
+``scheduler_files`` caches each file's content hash and parsed jobs, so a reconcile re-parses
+only files that changed. Callers: apply, reconciler, daemon, the read-only CLI verbs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Unicode,
+    create_engine,
+    event,
+    make_url,
+    select,
+)
+
+from scheduler.plan import Stored
+
+JOBS_TABLE = "apscheduler_jobs"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    digest: str
+    version: str
+    jobs: list[dict[str, Any]]  # {"id", "canonical", "fingerprint", "line", "col"}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Autocommit at the driver level; SQLAlchemy's "begin" event below issues BEGIN itself,
+    # so a write transaction can take the write lock up front (BEGIN IMMEDIATE).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+class Store:
+    """One database: APScheduler's job table and the scheduler's own tables."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.metadata = MetaData()
+        self.jobstore = SQLAlchemyJobStore(
+            engine=self.engine, metadata=self.metadata, tablename=JOBS_TABLE
+        )
+        self.aps_jobs: Table = self.jobstore.jobs_t
+        self.jobs = Table(
+            "scheduler_jobs",
+            self.metadata,
+            Column("id", Unicode(191), primary_key=True),
+            Column("spec", Text, nullable=False),
+            Column("fingerprint", String(64), nullable=False),
+            Column("source", Unicode(1024), nullable=False),
+            Column("operator_paused", Boolean, nullable=False, default=False),
+            Column("updated_at", Float, nullable=False),
+        )
+        self.files = Table(
+            "scheduler_files",
+            self.metadata,
+            Column("path", Unicode(1024), primary_key=True),
+            Column("digest", String(64), nullable=False),
+            Column("version", String(64), nullable=False),
+            Column("jobs", Text, nullable=False),
+        )
+        self.meta = Table(
+            "scheduler_meta",
+            self.metadata,
+            Column("key", String(64), primary_key=True),
+            Column("value", Text, nullable=False),
+        )
+        self.metadata.create_all(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction; on SQLite it takes the write lock at BEGIN."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+
+    def stored_jobs(self, conn: Connection | None = None) -> dict[str, Stored]:
+        query = select(
+            self.jobs.c.id,
+            self.jobs.c.spec,
+            self.jobs.c.fingerprint,
+            self.jobs.c.source,
+            self.jobs.c.operator_paused,
+        )
+        with self._reading(conn) as c:
+            return {
+                row.id: Stored(
+                    row.id,
+                    json.loads(row.spec),
+                    row.fingerprint,
+                    row.source,
+                    bool(row.operator_paused),
+                )
+                for row in c.execute(query)
+            }
+
+    def file_cache(self, conn: Connection | None = None) -> dict[str, CachedFile]:
+        with self._reading(conn) as c:
+            return {
+                row.path: CachedFile(row.digest, row.version, json.loads(row.jobs))
+                for row in c.execute(select(self.files))
+            }
+
+    def next_run_times(self, conn: Connection | None = None) -> dict[str, float | None]:
+        query = select(self.aps_jobs.c.id, self.aps_jobs.c.next_run_time)
+        with self._reading(conn) as c:
+            return {row.id: row.next_run_time for row in c.execute(query)}
+
+    def get_meta(self, key: str) -> Any:
+        with self.engine.connect() as c:
+            value = c.execute(select(self.meta.c.value).where(self.meta.c.key == key)).scalar()
+        return None if value is None else json.loads(value)
+
+    def set_meta(self, conn: Connection, key: str, value: Any) -> None:
+        conn.execute(self.meta.delete().where(self.meta.c.key == key))
+        conn.execute(self.meta.insert().values(key=key, value=json.dumps(value)))
+
+    @contextmanager
+    def _reading(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as c:
+                yield c
+
+    def close(self) -> None:
+        self.engine.dispose()
