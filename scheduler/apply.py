@@ -21,7 +21,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import Connection, bindparam, select
 
-from scheduler.errors import SchedulerError
+from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan, Stored
 from scheduler.spec import JobSpec
@@ -197,3 +197,27 @@ def _write_files(store: Store, conn: Connection, files: FileCacheUpdate, version
                 for path, f in files.put.items()
             ],
         )
+
+
+def set_operator_pause(store: Store, job_id: str, paused: bool, now: datetime) -> bool:
+    """Pause or resume one job as an operator override, kept until resumed (reconciles
+    and restarts keep it). Resuming computes a fresh next run time. Returns whether
+    anything changed; raises ``JobNotFound`` for an unknown id."""
+    ours, aps = store.jobs, store.aps_jobs
+    with store.write() as conn:
+        row = conn.execute(
+            select(ours.c.spec, ours.c.operator_paused).where(ours.c.id == job_id)
+        ).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        if bool(row.operator_paused) == paused:
+            return False
+        conn.execute(ours.update().where(ours.c.id == job_id).values(operator_paused=paused))
+        declared_paused = bool(json.loads(row.spec).get("paused"))
+        state_row = conn.execute(select(aps.c.job_state).where(aps.c.id == job_id)).first()
+        if state_row is not None and not declared_paused:
+            state = pickle.loads(state_row.job_state)
+            nrt = None if paused else state["trigger"].get_next_fire_time(None, now)
+            state["next_run_time"] = nrt
+            conn.execute(aps.update().where(aps.c.id == bindparam("b_id")), [_row(state)])
+    return True

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,38 @@ def simple_job(job_id: str = "hello", cron: str = "0 9 * * *", extra: str = "") 
         '      command: ["true"]\n'
         f"{body}"
     )
+
+
+PG_URL_ENV = "SCHEDULER_TEST_PG_URL"
+STORE_TABLES = (
+    "apscheduler_jobs",
+    "scheduler_jobs",
+    "scheduler_files",
+    "scheduler_meta",
+    "scheduler_runs",
+)
+
+
+def _reset_pg(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in STORE_TABLES:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test against a real SQLite file and the PostgreSQL server of this machine
+    (its URL from $SCHEDULER_TEST_PG_URL; .ci/run sets it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL store tests need {PG_URL_ENV} (set by .ci/run)")
+    _reset_pg(url)
+    yield url
+    _reset_pg(url)
