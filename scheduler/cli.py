@@ -273,7 +273,7 @@ def jobs(settings: Settings, output: str) -> None:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 @click.pass_obj
-def run(settings: Settings, allow_empty: bool, log_level: str) -> None:
+def run(settings: Settings, allow_empty: bool, shutdown_grace: float, log_level: str) -> None:
     """Run the daemon: reconcile now and on every change under the jobs dir, run due jobs.
 
     SIGHUP reconciles; SIGTERM or Ctrl-C stops it. An invalid file is logged and changes
@@ -292,7 +292,122 @@ def run(settings: Settings, allow_empty: bool, log_level: str) -> None:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    run_daemon(settings, allow_empty=allow_empty)
+    run_daemon(settings, allow_empty=allow_empty, shutdown_grace=shutdown_grace)
+
+
+JOB_ID = click.argument("job_id", metavar="JOB")
+
+
+def _operator(settings: Settings, op: str, job_id: str, output: str) -> dict[str, Any]:
+    from scheduler.service import operator_action
+
+    result = operator_action(settings, op, job_id)
+    if output == "json":
+        _print_json(result)
+    return result
+
+
+@cli.command()
+@JOB_ID
+@OUTPUT
+@click.pass_obj
+def trigger(settings: Settings, job_id: str, output: str) -> None:
+    """Run a job now, recorded like any run (its concurrency policy still applies).
+
+    With a daemon running, the daemon runs it; otherwise it runs in this process and the
+    exit code says whether it succeeded.
+
+    \b
+    Example:
+      scheduler trigger weekly-export && scheduler history weekly-export --limit 1
+    """
+    result = _operator(settings, "trigger", job_id, output)
+    if output == "text":
+        if not result["started"]:
+            click.echo(f"{job_id} not started: {result['reason']}")
+        elif result.get("outcome"):
+            click.echo(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
+        else:
+            click.echo(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
+    if result.get("outcome") not in (None, "success") or not result["started"]:
+        sys.exit(1)
+
+
+@cli.command()
+@JOB_ID
+@OUTPUT
+@click.pass_obj
+def pause(settings: Settings, job_id: str, output: str) -> None:
+    """Pause a job until `scheduler resume`; kept across reconciles and restarts.
+
+    \b
+    Example:
+      scheduler pause nightly-backup
+    """
+    result = _operator(settings, "pause", job_id, output)
+    if output == "text":
+        click.echo(f"{job_id} paused" if result["changed"] else f"{job_id} was already paused")
+
+
+@cli.command()
+@JOB_ID
+@OUTPUT
+@click.pass_obj
+def resume(settings: Settings, job_id: str, output: str) -> None:
+    """Lift an operator's pause; the job's next run is computed from now.
+
+    A job with `paused: true` in its file stays paused until the file says otherwise.
+
+    \b
+    Example:
+      scheduler resume nightly-backup
+    """
+    result = _operator(settings, "resume", job_id, output)
+    if output == "text":
+        click.echo(f"{job_id} resumed" if result["changed"] else f"{job_id} was not paused")
+
+
+@cli.command()
+@JOB_ID
+@click.pass_obj
+def remove(settings: Settings, job_id: str) -> None:
+    """Explain how to remove a job: delete it from the file that declares it.
+
+    \b
+    Example:
+      scheduler remove old-report   # prints the file and line to edit
+    """
+    from scheduler.service import explain_remove
+
+    raise explain_remove(settings, job_id)
+
+
+@cli.command()
+@click.argument("job_id", metavar="[JOB]", required=False)
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 100000))
+@OUTPUT
+@click.pass_obj
+def history(settings: Settings, job_id: str | None, limit: int, output: str) -> None:
+    """Past runs, newest first: start, end, outcome, exit code, attempt, output tail.
+
+    \b
+    Example:
+      scheduler history
+      scheduler history weekly-export --limit 5 -o json
+    """
+    from scheduler.history import list_runs
+    from scheduler.render import history_text
+    from scheduler.store import Store
+
+    store = Store(settings.db)
+    try:
+        runs = list_runs(store, job_id, limit)
+    finally:
+        store.close()
+    if output == "json":
+        _print_json(runs)
+    else:
+        click.echo(history_text(runs))
 
 
 def main() -> None:

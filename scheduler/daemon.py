@@ -12,35 +12,61 @@ import logging
 import signal
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from scheduler import control
-from scheduler.errors import SchedulerError
+from scheduler.apply import RUNNER_REF, set_operator_pause
+from scheduler.errors import JobNotFound, SchedulerError
+from scheduler.history import HistoryWriter, mark_interrupted
+from scheduler.loader import DeclaredJob, Source
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner, RunnerExecutor
 from scheduler.service import error_reply
 from scheduler.settings import Settings
+from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
+from scheduler.triggers import build_trigger
 from scheduler.watcher import watch
 
 log = logging.getLogger("scheduler.daemon")
 
+BUILTIN_STORE = "builtin"
+BUILTIN_CLEANUP_ID = "scheduler.cleanup"
+
+
+def builtin_cleanup() -> DeclaredJob:
+    spec = default_models().job.model_validate(
+        {
+            "description": "Prune run history older than 7 days (built in: no cleanup declared)",
+            "schedule": {"cron": "0 2 * * *", "timezone": "UTC"},
+            "run": {"type": "cleanup", "retention": "7d"},
+        }
+    )
+    canonical = spec.canonical()
+    return DeclaredJob(
+        BUILTIN_CLEANUP_ID, canonical, fingerprint(canonical), Source("(built in)", 0), spec
+    )
+
 
 class Daemon:
-    def __init__(self, settings: Settings, *, allow_empty: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, allow_empty: bool = False, shutdown_grace: float = 10.0
+    ) -> None:
         self.settings = settings
         self.allow_empty = allow_empty
+        self.shutdown_grace = shutdown_grace
         self.paths = control.runtime_paths(settings.db)
         self.lock = control.WriterLock(self.paths.lock)
         self.stop_event = asyncio.Event()
         self.reconcile_lock = asyncio.Lock()
         self.store: Store | None = None
         self.scheduler: AsyncIOScheduler | None = None
-        self.runner = Runner()
+        self.runner: Runner | None = None
         self.last_reconcile: dict[str, Any] = {}
 
     async def run(self) -> None:
@@ -56,13 +82,21 @@ class Daemon:
 
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
+        interrupted = mark_interrupted(self.store)
+        if interrupted:
+            log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
+        writer = HistoryWriter(self.store)
+        writer.start()
+        self.runner = Runner(self.store, writer)
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": self.store.jobstore},
+            jobstores={"default": self.store.jobstore, BUILTIN_STORE: MemoryJobStore()},
             executors={"default": RunnerExecutor(self.runner)},
             timezone=UTC,
         )
         await self.reconcile("start-up")
+        self.runner.load_specs({j.id: j.canonical for j in self.store.stored_jobs().values()})
         self.scheduler.start()
+        self._builtin_cleanup()
         server = await control.serve(self.paths.socket, self.handle)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -86,6 +120,7 @@ class Daemon:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
             self.scheduler.shutdown(wait=False)
+            await self.runner.shutdown(self.shutdown_grace)
             self.paths.socket.unlink(missing_ok=True)
             self.store.close()
             log.info("stopped")
@@ -124,7 +159,15 @@ class Daemon:
                 log.error("reconcile (%s) refused, keeping the last good state:\n%s", why, exc)
                 self.last_reconcile = {"ok": False, "why": why, "error": str(exc)}
                 return reply
+            if self.runner is not None:
+                p = result.plan
+                self.runner.set_specs(
+                    [(j.id, j.canonical) for j in p.add]
+                    + [(u.job.id, u.job.canonical) for u in p.update],
+                    [s.id for s in p.remove],
+                )
             if result.applied and self.scheduler is not None and self.scheduler.running:
+                self._builtin_cleanup()
                 self.scheduler.wakeup()
             details = plan_details(result.plan, applied=result.applied)
             self._log_result(why, result)
@@ -161,8 +204,63 @@ class Daemon:
             )
         if op == "ping":
             return {"ok": True, "result": {"pid": self.lock.holder()}}
+        if op in ("pause", "resume"):
+            return await self._pause(str(request.get("job_id")), op == "pause")
+        if op == "trigger":
+            return self._trigger(str(request.get("job_id")))
         return {"ok": False, "error": f"unknown request {op!r}", "exit_code": 2}
 
+    def _builtin_cleanup(self) -> None:
+        """Housekeeping when the files declare none: a daily 02:00 UTC history cleanup,
+        kept in memory (not in the store, so reconciles never see or remove it)."""
+        assert self.scheduler is not None and self.runner is not None
+        declared = any(
+            e.canonical["run"]["type"] == "cleanup"
+            for job_id, e in self.runner.specs.items()
+            if job_id != BUILTIN_CLEANUP_ID
+        )
+        present = self.scheduler.get_job(BUILTIN_CLEANUP_ID, BUILTIN_STORE) is not None
+        if declared and present:
+            self.scheduler.remove_job(BUILTIN_CLEANUP_ID, BUILTIN_STORE)
+            self.runner.set_specs([], [BUILTIN_CLEANUP_ID])
+        elif not declared and not present:
+            job = builtin_cleanup()
+            self.runner.set_specs([(BUILTIN_CLEANUP_ID, job.canonical)], [])
+            self.scheduler.add_job(
+                RUNNER_REF,
+                build_trigger(job.spec.schedule),
+                args=(BUILTIN_CLEANUP_ID,),
+                id=BUILTIN_CLEANUP_ID,
+                jobstore=BUILTIN_STORE,
+                misfire_grace_time=3600,
+            )
+            log.info("no cleanup job declared: running the built-in one daily at 02:00 UTC")
 
-def run_daemon(settings: Settings, *, allow_empty: bool = False) -> None:
-    asyncio.run(Daemon(settings, allow_empty=allow_empty).run())
+    async def _pause(self, job_id: str, paused: bool) -> dict[str, Any]:
+        def apply() -> bool:
+            assert self.store is not None
+            with self._apply_guard():
+                return set_operator_pause(self.store, job_id, paused, datetime.now(UTC))
+
+        try:
+            changed = await asyncio.to_thread(apply)
+        except SchedulerError as exc:
+            return error_reply(exc)
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.wakeup()
+        log.info("job %s %s by an operator", job_id, "paused" if paused else "resumed")
+        return {"ok": True, "result": {"id": job_id, "paused": paused, "changed": changed}}
+
+    def _trigger(self, job_id: str) -> dict[str, Any]:
+        assert self.runner is not None
+        if self.runner.spec(job_id) is None:
+            return error_reply(JobNotFound(job_id))
+        refused = self.runner.dispatch(job_id, datetime.now(UTC))
+        log.info("job %s triggered by an operator%s", job_id, f": {refused}" if refused else "")
+        return {"ok": True, "result": {"id": job_id, "started": refused is None, "reason": refused}}
+
+
+def run_daemon(
+    settings: Settings, *, allow_empty: bool = False, shutdown_grace: float = 10.0
+) -> None:
+    asyncio.run(Daemon(settings, allow_empty=allow_empty, shutdown_grace=shutdown_grace).run())

@@ -25,7 +25,6 @@ from pydantic_core import ErrorDetails
 from scheduler.errors import InvalidJobFiles, SpecProblem
 from scheduler.spec import (
     JOB_ID_PATTERN,
-    Defaults,
     JobSpec,
     SpecModels,
     default_models,
@@ -56,7 +55,7 @@ class Source:
     col: int = 1
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}"
+        return f"{self.path}:{self.line}" if self.line else self.path
 
 
 @dataclass(frozen=True)
@@ -299,7 +298,7 @@ class _Validator:
         if raw is None:
             return {}
         try:
-            Defaults.model_validate(raw)
+            self.models.defaults.model_validate(raw)
         except ValidationError as exc:
             self._report(doc, ("defaults",), exc.errors())
             return {}

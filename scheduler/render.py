@@ -83,7 +83,7 @@ def plan_text(details: dict[str, Any]) -> str:
 def jobs_text(jobs: list[dict[str, Any]]) -> str:
     if not jobs:
         return "no jobs in the store: run `scheduler reconcile`"
-    header = ("ID", "SCHEDULE", "HANDLER", "NEXT RUN", "PAUSED", "SOURCE")
+    header = ("ID", "SCHEDULE", "HANDLER", "NEXT RUN", "PAUSED", "LAST RUN", "SOURCE")
     rows = [header]
     for job in jobs:
         paused = job["paused_by"] or "-"
@@ -94,6 +94,7 @@ def jobs_text(jobs: list[dict[str, Any]]) -> str:
                 job["handler"],
                 job["next_run_time"] or ("-" if job["paused"] else job["state"]),
                 paused,
+                f"{job['last_outcome']} {job['last_run_time']}" if job["last_outcome"] else "-",
                 job["source"],
             )
         )
@@ -102,3 +103,20 @@ def jobs_text(jobs: list[dict[str, Any]]) -> str:
         "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def history_text(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "no runs recorded yet"
+    lines = []
+    for run in runs:
+        code = "-" if run["exit_code"] is None else run["exit_code"]
+        lines.append(
+            f"{run['started_at']}  {run['job_id']}  {run['outcome']}  exit={code}  "
+            f"try={run['attempt']}  finished={run['finished_at'] or '-'}"
+        )
+        tail = (run["output_tail"] or "").strip().splitlines()[-3:]
+        lines.extend(f"    | {line}" for line in tail)
+        if run["error"] and run["outcome"] != "success":
+            lines.append(f"    ! {run['error'].strip().splitlines()[-1]}")
+    return "\n".join(lines)

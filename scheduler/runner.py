@@ -1,31 +1,307 @@
-"""Runs due jobs. APScheduler's pickled jobs point at ``run_job`` (so no stored row depends
-on user code); the daemon's ``RunnerExecutor`` hands due jobs to the bound ``Runner``."""
+"""Runs due jobs with their declared policies: misfire grace, concurrency (allow / forbid /
+replace), timeout, retries with exponential back-off, notifications, and one history row
+per try.
+
+APScheduler's pickled jobs point at ``run_job`` (so no stored row depends on user code),
+but the daemon never calls it: ``RunnerExecutor`` hands due jobs to ``Runner.submit``.
+Callers: the daemon (scheduled runs, ``trigger``) and ``scheduler trigger`` without one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+import time
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.base import BaseExecutor
 
+from scheduler.durations import format_duration
+from scheduler.handlers import Registry, default_registry
+from scheduler.handlers.base import Result, RunContext
+from scheduler.history import HistoryWriter, RunRecord
+from scheduler.spec import JobSpec, default_models
+from scheduler.store import Store
+
 log = logging.getLogger(__name__)
 
+NOTIFIER_TIMEOUT = 60.0
+RECENT_LIMIT = 50_000
 
+
+@dataclass
+class Active:
+    """One running job instance (a try, or the back-off between tries)."""
+
+    job_id: str
+    task: asyncio.Task[None] | None = None
+    stop_reason: str | None = None
+
+
+@dataclass
+class _Spec:
+    canonical: dict[str, Any]
+    parsed: JobSpec | None = None
+
+
+@dataclass
 class Runner:
-    """Runs one job's due times. Bound to a daemon's store and loop."""
+    store: Store
+    writer: HistoryWriter
+    registry: Registry = field(default_factory=default_registry)
+    kill_grace: float = 5.0
+    clock: Callable[[], float] = time.time
+    specs: dict[str, _Spec] = field(default_factory=dict)
+    active: dict[str, list[Active]] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    recent: OrderedDict[tuple[str, float], None] = field(default_factory=OrderedDict)
 
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[None]] = set()
+    # -- the jobs it knows -------------------------------------------------------------
+    def load_specs(self, canonical: dict[str, dict[str, Any]]) -> None:
+        self.specs = {job_id: _Spec(spec) for job_id, spec in canonical.items()}
 
-    def submit(self, job_id: str, run_times: list[datetime]) -> None:
-        task = asyncio.get_running_loop().create_task(self.run(job_id, run_times[-1]))
+    def set_specs(
+        self, changed: Iterable[tuple[str, dict[str, Any]]], removed: Iterable[str]
+    ) -> None:
+        for job_id, canonical in changed:
+            self.specs[job_id] = _Spec(canonical)
+        for job_id in removed:
+            self.specs.pop(job_id, None)
+
+    def spec(self, job_id: str) -> JobSpec | None:
+        entry = self.specs.get(job_id)
+        if entry is None:
+            return None
+        if entry.parsed is None:
+            entry.parsed = default_models().job.model_validate(entry.canonical)
+        return entry.parsed
+
+    # -- due runs ----------------------------------------------------------------------
+    def submit(self, job_id: str, run_times: list[datetime], grace: float | None) -> None:
+        """Called by the executor (on the loop) with the due times APScheduler computed:
+        all of them, or only the last when the job coalesces."""
+        now = self.clock()
+        for run_time in run_times:
+            key = (job_id, run_time.timestamp())
+            if key in self.recent:  # APScheduler retrying after a failed store write
+                continue
+            self.recent[key] = None
+            if len(self.recent) > RECENT_LIMIT:
+                self.recent.popitem(last=False)
+            late = now - run_time.timestamp()
+            if grace is not None and late > grace:
+                self._record(
+                    job_id,
+                    run_time,
+                    "missed",
+                    f"started {late:.1f}s late, past its misfire grace of {grace:g}s",
+                )
+                continue
+            self.dispatch(job_id, run_time)
+
+    def dispatch(self, job_id: str, scheduled: datetime) -> str | None:
+        """Start a run now, applying the job's concurrency policy. Returns why it did not
+        start, or None."""
+        spec = self.spec(job_id)
+        if spec is None:
+            log.warning("job %s is due but no longer declared: not run", job_id)
+            return "not declared"
+        running = self.active.setdefault(job_id, [])
+        if running and spec.concurrency == "forbid":
+            return self._record(
+                job_id,
+                scheduled,
+                "skipped",
+                "the previous run is still running (concurrency: forbid)",
+            )
+        if spec.concurrency == "allow" and len(running) >= spec.max_instances:
+            return self._record(
+                job_id, scheduled, "skipped", f"{len(running)} run(s) still running (max_instances)"
+            )
+        if spec.concurrency == "replace":
+            for old in running:
+                if old.task is not None and old.stop_reason is None:
+                    old.stop_reason = "replaced by a newer run (concurrency: replace)"
+                    old.task.cancel()
+        active = Active(job_id)
+        running.append(active)
+        active.task = self._spawn(self._run(active, spec, scheduled))
+        return None
+
+    def _record(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
+        now = self.clock()
+        self.writer.record(
+            RunRecord(
+                uuid.uuid4().hex,
+                job_id,
+                scheduled.timestamp(),
+                now,
+                outcome=outcome,
+                finished_at=now,
+                error=error,
+            )
+        )
+        log.warning("job %s %s: %s", job_id, outcome, error)
+        return error
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
-    async def run(self, job_id: str, scheduled: datetime) -> None:
-        log.info("job %s due at %s", job_id, scheduled.isoformat())
+    async def _run(self, active: Active, spec: JobSpec, scheduled: datetime) -> None:
+        try:
+            tries = spec.retries.attempts + 1
+            for attempt in range(1, tries + 1):
+                record = await self._try(active, spec, scheduled, attempt)
+                if record.outcome == "success":
+                    return
+                if attempt == tries:
+                    self._notify(spec.on_permanent_failure, "on_permanent_failure", record)
+                    return
+                backoff = spec.retries.backoff.total_seconds() * 2 ** (attempt - 1)
+                log.info(
+                    "job %s: try %d %s, retrying in %gs",
+                    active.job_id,
+                    attempt,
+                    record.outcome,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+        except asyncio.CancelledError:
+            pass  # stopped (replace / shutdown); the try that ran was recorded as such
+        finally:
+            self.active[active.job_id].remove(active)
+
+    async def _try(
+        self, active: Active, spec: JobSpec, scheduled: datetime, attempt: int
+    ) -> RunRecord:
+        record = RunRecord(
+            uuid.uuid4().hex, active.job_id, scheduled.timestamp(), self.clock(), attempt=attempt
+        )
+        self.writer.started(record)
+        handler = self.registry[spec.run.type]
+        ctx = RunContext(
+            active.job_id, record.run_id, attempt, scheduled, self.store, kill_grace=self.kill_grace
+        )
+        timeout = spec.timeout.total_seconds() if spec.timeout else None
+        try:
+            assert handler.run is not None
+            async with asyncio.timeout(timeout):
+                result = await handler.run(ctx, spec.run)
+        except TimeoutError:
+            result = Result("failure", error=f"timed out after {format_duration(spec.timeout)}")  # type: ignore[arg-type]
+            record.outcome = "timeout"
+        except asyncio.CancelledError:
+            record.outcome = "interrupted"
+            result = Result("failure", error=active.stop_reason or "cancelled")
+            self._finish(record, result)
+            raise
+        except Exception as exc:  # a handler bug must not take the scheduler down
+            result = Result("failure", error="".join(traceback.format_exception(exc)))
+        self._finish(record, result)
+        notifiers = spec.on_success if record.outcome == "success" else spec.on_failure
+        self._notify(
+            notifiers, "on_success" if record.outcome == "success" else "on_failure", record
+        )
+        return record
+
+    def _finish(self, record: RunRecord, result: Result) -> None:
+        if record.outcome == "running":
+            record.outcome = result.outcome
+        record.finished_at = self.clock()
+        record.exit_code = result.exit_code
+        record.output_tail = result.output
+        record.error = result.error
+        self.writer.finished(record)
+        log.info(
+            "job %s run %s try %d: %s in %.3fs",
+            record.job_id,
+            record.run_id,
+            record.attempt,
+            record.outcome,
+            record.finished_at - record.started_at,
+        )
+
+    # -- notifications -----------------------------------------------------------------
+    def _notify(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
+        if notifiers:
+            self._spawn(self._send(notifiers, kind, record))
+
+    async def _send(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
+        payload = {
+            "event": kind,
+            "job_id": record.job_id,
+            "run_id": record.run_id,
+            "outcome": record.outcome,
+            "exit_code": record.exit_code,
+            "attempt": record.attempt,
+            "error": record.error,
+            "scheduled_time": _iso(record.scheduled_time),
+            "started_at": _iso(record.started_at),
+            "finished_at": _iso(record.finished_at),
+            "output_tail": record.output_tail,
+        }
+        env = {
+            "SCHEDULER_EVENT": kind,
+            "SCHEDULER_OUTCOME": record.outcome,
+            "SCHEDULER_EXIT_CODE": "" if record.exit_code is None else str(record.exit_code),
+            "SCHEDULER_OUTPUT_TAIL": (record.output_tail or "")[-4096:],
+        }
+        failures = []
+        for index, notifier in enumerate(notifiers):
+            ctx = RunContext(
+                record.job_id,
+                record.run_id,
+                record.attempt,
+                None,
+                self.store,
+                env=env,
+                payload=payload,
+                kill_grace=self.kill_grace,
+            )
+            handler = self.registry[notifier.type]
+            try:
+                assert handler.run is not None
+                async with asyncio.timeout(NOTIFIER_TIMEOUT):
+                    result = await handler.run(ctx, notifier)
+                error = result.error if result.outcome != "success" else None
+            except Exception as exc:  # includes the timeout: never retried, never blocking
+                error = f"{type(exc).__name__}: {exc}"
+            if error:
+                failures.append(f"{kind}[{index}] ({notifier.type}) failed: {error}")
+                log.error("job %s: notifier %s[%d] failed: %s", record.job_id, kind, index, error)
+        if failures:
+            record.error = "\n".join(filter(None, [record.error, *failures]))
+            self.writer.finished(record)
+
+    # -- shutdown ----------------------------------------------------------------------
+    async def shutdown(self, grace: float) -> None:
+        """Let running jobs finish for up to ``grace`` seconds, then stop them (as for a
+        timeout) and record them as interrupted."""
+        pending = [t for t in self.tasks if not t.done()]
+        if pending:
+            log.info("waiting up to %gs for %d running job(s)", grace, len(pending))
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for runs in self.active.values():
+                for active in runs:
+                    if active.task is not None and not active.task.done():
+                        active.stop_reason = "stopped: the scheduler shut down"
+                        active.task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=self.kill_grace + 10)
+        await self.writer.close()
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 class RunnerExecutor(BaseExecutor):  # type: ignore[misc]
@@ -37,7 +313,7 @@ class RunnerExecutor(BaseExecutor):  # type: ignore[misc]
         self.runner = runner
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        self.runner.submit(job.id, run_times)
+        self.runner.submit(job.id, run_times, job.misfire_grace_time)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:  # pragma: no cover
         raise NotImplementedError("submit_job hands jobs to the runner")

@@ -4,6 +4,7 @@ one writer. Callers: ``cli`` (and tests)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -12,10 +13,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from scheduler.apply import set_operator_pause
 from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
-from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
+from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
+from scheduler.history import HistoryWriter, last_runs, list_runs
 from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
+from scheduler.runner import Runner
 from scheduler.settings import Settings
 from scheduler.spec import Schedule
 from scheduler.store import Store
@@ -109,6 +113,7 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
     )
     with store.engine.connect() as conn:
         rows = list(conn.execute(query))
+    last = last_runs(store)
     jobs = []
     now = time.time()
     for row in rows:
@@ -131,6 +136,64 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
                 "paused_by": paused_by,
                 "state": state,
                 "source": row.source,
+                "last_outcome": last[row.id][0] if row.id in last else None,
+                "last_run_time": _iso(last[row.id][1], schedule.timezone)
+                if row.id in last
+                else None,
             }
         )
     return jobs
+
+
+def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
+    """``trigger`` / ``pause`` / ``resume``: through the running daemon when there is one,
+    else on the store directly (a trigger then runs the job in this process)."""
+    paths = runtime_paths(settings.db)
+    reply = ask(paths.socket, {"op": op, "job_id": job_id})
+    if reply is not None:
+        return {**unwrap(reply), "via": "daemon"}
+    store = Store(settings.db)
+    try:
+        if op == "trigger":
+            return {**asyncio.run(_trigger_here(store, job_id)), "via": "this process"}
+        lock = WriterLock(paths.lock)
+        if not lock.acquire(blocking=True):  # pragma: no cover - blocking always succeeds
+            raise StoreBusy("could not lock the store")
+        try:
+            changed = set_operator_pause(store, job_id, op == "pause", datetime.now(UTC))
+        finally:
+            lock.release()
+        return {"id": job_id, "paused": op == "pause", "changed": changed, "via": "store"}
+    finally:
+        store.close()
+
+
+async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
+    stored = store.stored_jobs()
+    if job_id not in stored:
+        raise JobNotFound(job_id)
+    writer = HistoryWriter(store)
+    writer.start()
+    runner = Runner(store, writer)
+    runner.load_specs({job_id: stored[job_id].canonical})
+    refused = runner.dispatch(job_id, datetime.now(UTC))
+    await runner.shutdown(grace=float("inf"))
+    runs = list_runs(store, job_id, limit=1)
+    outcome = runs[0]["outcome"] if runs and refused is None else None
+    return {"id": job_id, "started": refused is None, "reason": refused, "outcome": outcome}
+
+
+def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
+    """Jobs are removed by deleting them from their file: say which file and line."""
+    store = Store(settings.db)
+    try:
+        stored = store.stored_jobs()
+    finally:
+        store.close()
+    if job_id not in stored:
+        return JobNotFound(job_id)
+    return SchedulerError(
+        f"job '{job_id}' is declared in {stored[job_id].source}: delete it from that file "
+        "(and commit); the next reconcile removes it from the store. To stop it for now, "
+        f"`scheduler pause {job_id}`"
+    )

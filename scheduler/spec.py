@@ -161,6 +161,13 @@ class JobSpec(Strict):
     labels: dict[Annotated[str, StringConstraints(min_length=1, max_length=63)], str] = Field(
         default_factory=dict
     )
+    on_failure: list[RunSpec] = Field(
+        default_factory=list, description="run after each failed or timed-out try"
+    )
+    on_success: list[RunSpec] = Field(default_factory=list, description="run after a success")
+    on_permanent_failure: list[RunSpec] = Field(
+        default_factory=list, description="run once the last retry has failed"
+    )
 
     @model_validator(mode="after")
     def _max_instances_needs_allow(self) -> JobSpec:
@@ -190,6 +197,9 @@ class Defaults(Strict):
     coalesce: bool | None = None
     paused: bool | None = None
     labels: dict[str, str] | None = None
+    on_failure: list[RunSpec] | None = None
+    on_success: list[RunSpec] | None = None
+    on_permanent_failure: list[RunSpec] | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -207,6 +217,7 @@ class SpecModels:
     """The models of one registry: a job, and a whole file (for the JSON Schema)."""
 
     job: type[JobSpec]
+    defaults: type[Defaults]
     file: type[BaseModel]
     run_types: tuple[str, ...]
 
@@ -223,14 +234,24 @@ def _run_model(name: str, args: type[BaseModel]) -> type[BaseModel]:
 def models_for(registry: Registry) -> SpecModels:
     runs = tuple(_run_model(name, h.args) for name, h in sorted(registry.items()))
     run_union = Annotated[Union[runs], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
-    job = create_model("JobSpec", __base__=JobSpec, run=(run_union, ...))
+    notify: dict[str, Any] = {
+        name: (list[run_union], Field(default_factory=list, description=info.description))
+        for name, info in JobSpec.model_fields.items()
+        if name.startswith("on_")
+    }
+    job = create_model("JobSpec", __base__=JobSpec, run=(run_union, ...), **notify)
+    defaults = create_model(
+        "Defaults",
+        __base__=Defaults,
+        **{name: (list[run_union] | None, None) for name in notify},  # type: ignore[call-overload]
+    )
     file = create_model(
         "JobFile",
         __config__=ConfigDict(extra="forbid", title="Job file"),
-        defaults=(Defaults | None, None),
+        defaults=(defaults | None, None),
         jobs=(dict[JobId, job], Field(default_factory=dict)),
     )
-    return SpecModels(job=job, file=file, run_types=tuple(sorted(registry)))
+    return SpecModels(job=job, defaults=defaults, file=file, run_types=tuple(sorted(registry)))
 
 
 @cache

@@ -23,6 +23,8 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -75,6 +77,25 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def runs_table(metadata: MetaData) -> Table:
+    return Table(
+        "scheduler_runs",
+        metadata,
+        Column("run_id", String(32), primary_key=True),
+        Column("job_id", Unicode(191), nullable=False),
+        Column("scheduled_time", Float, nullable=True),
+        Column("started_at", Float, nullable=False),
+        Column("finished_at", Float, nullable=True),
+        Column("outcome", String(16), nullable=False),
+        Column("exit_code", Integer, nullable=True),
+        Column("attempt", Integer, nullable=False),
+        Column("output_tail", Text, nullable=True),
+        Column("error", Text, nullable=True),
+        Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
+        Index("ix_scheduler_runs_started", "started_at"),
+    )
+
+
 class Store:
     """One database: APScheduler's job table and the scheduler's own tables."""
 
@@ -104,6 +125,7 @@ class Store:
             Column("version", String(64), nullable=False),
             Column("jobs", Text, nullable=False),
         )
+        self.runs = runs_table(self.metadata)
         self.meta = Table(
             "scheduler_meta",
             self.metadata,

@@ -6,8 +6,9 @@ are described the same way; ``scheduler.handlers.registry`` collects them for ``
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,5 +31,54 @@ class HandlerType:
 
     name: str
     args: type[BaseModel]
-    run: Callable[..., Awaitable[Any]] | None = None
+    run: Callable[[RunContext, Any], Awaitable[Result]] | None = None
     description: str = ""
+
+
+OUTPUT_TAIL_BYTES = 64 * 1024
+
+
+@dataclass
+class RunContext:
+    """What a handler knows about the run it performs."""
+
+    job_id: str
+    run_id: str
+    attempt: int = 1
+    scheduled_time: datetime | None = None
+    store: Any = None  # scheduler.store.Store, for the scheduler's own housekeeping
+    env: dict[str, str] = field(default_factory=dict)  # extra variables (notifications)
+    payload: dict[str, Any] | None = None  # the finished run, for notifiers
+    kill_grace: float = 5.0  # SIGTERM -> SIGKILL delay when a run is stopped
+
+
+@dataclass
+class Result:
+    """How one try went. ``output`` is the tail kept with the run."""
+
+    outcome: Literal["success", "failure"]
+    exit_code: int | None = None
+    output: str = ""
+    error: str | None = None
+
+
+class Tail:
+    """Keeps the last ``limit`` bytes written to it."""
+
+    def __init__(self, limit: int = OUTPUT_TAIL_BYTES) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.dropped = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+        if len(self.data) > 2 * self.limit:
+            self.dropped += len(self.data) - self.limit
+            del self.data[: len(self.data) - self.limit]
+
+    def text(self) -> str:
+        data = bytes(self.data[-self.limit :])
+        return data.decode("utf-8", errors="replace")
+
+
+Handler = Callable[[RunContext, Any], Awaitable[Result]]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 
 from pydantic import Field
 
-from scheduler.durations import Duration
-from scheduler.handlers.base import HandlerArgs, HandlerType
+from scheduler.durations import Duration, format_duration
+from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 
 
 class CleanupArgs(HandlerArgs):
@@ -16,4 +18,17 @@ class CleanupArgs(HandlerArgs):
     retention: Duration = Field(default=timedelta(days=7), description="keep runs this long")
 
 
-HANDLER = HandlerType("cleanup", CleanupArgs, description=CleanupArgs.__doc__ or "")
+async def run_cleanup(ctx: RunContext, args: CleanupArgs) -> Result:
+    from scheduler.history import prune
+
+    if ctx.store is None:
+        return Result("failure", error="cleanup needs the scheduler's store")
+    cutoff = time.time() - args.retention.total_seconds()
+    removed = await asyncio.to_thread(prune, ctx.store, cutoff)
+    return Result(
+        "success",
+        output=f"removed {removed} run(s) older than {format_duration(args.retention)}",
+    )
+
+
+HANDLER = HandlerType("cleanup", CleanupArgs, run_cleanup, CleanupArgs.__doc__ or "")

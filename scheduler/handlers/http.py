@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import httpx
 from pydantic import Field, field_validator, model_validator
 
-from scheduler.handlers.base import HandlerArgs, HandlerType
+from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
+
+BODY_EXCERPT = 4096
 
 
 class HttpArgs(HandlerArgs):
@@ -47,4 +50,44 @@ class HttpArgs(HandlerArgs):
         return self
 
 
-HANDLER = HandlerType("http", HttpArgs, description=HttpArgs.__doc__ or "")
+async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
+    """One request; the job's ``timeout`` bounds it (the runner cancels it)."""
+    headers = {
+        "User-Agent": "declarative-scheduler",
+        "X-Scheduler-Job-Id": ctx.job_id,
+        "X-Scheduler-Run-Id": ctx.run_id,
+        **args.headers,
+    }
+    payload = args.json_body
+    if payload is None and args.body is None and ctx.payload is not None:
+        payload = ctx.payload  # a notifier sends the finished run's details
+    try:
+        async with httpx.AsyncClient(timeout=None, follow_redirects=True) as client:
+            response = await client.request(
+                args.method,
+                args.url,
+                headers=headers,
+                json=payload,
+                content=args.body.encode() if args.body is not None else None,
+            )
+    except httpx.HTTPError as exc:
+        return Result("failure", error=f"{type(exc).__name__}: {exc}")
+    ok = (
+        response.status_code in args.expect_status
+        if args.expect_status
+        else (200 <= response.status_code < 300)
+    )
+    excerpt = response.text[:BODY_EXCERPT]
+    output = f"HTTP {response.status_code} {response.reason_phrase}\n{excerpt}"
+    if ok:
+        return Result("success", exit_code=response.status_code, output=output)
+    expected = ", ".join(map(str, args.expect_status)) or "2xx"
+    return Result(
+        "failure",
+        exit_code=response.status_code,
+        output=output,
+        error=f"HTTP {response.status_code}, expected {expected}",
+    )
+
+
+HANDLER = HandlerType("http", HttpArgs, run_http, HttpArgs.__doc__ or "")
