@@ -267,6 +267,13 @@ def jobs(settings: Settings, output: str) -> None:
     "--allow-empty", is_flag=True, help="Allow removing every job when no file declares one."
 )
 @click.option(
+    "--shutdown-grace",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds running jobs get to finish on SIGTERM before they are stopped.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,

@@ -39,6 +39,24 @@ BUILTIN_STORE = "builtin"
 BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
+STORE_RETRY_SECONDS = 1.0
+
+
+class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
+    """APScheduler 3.x stops waking up for good if writing a job back to the store fails
+    (a locked SQLite file, a restarting database). Retry instead; the runner ignores a due
+    time it already started, so the retry cannot run a job twice."""
+
+    def wakeup(self) -> None:
+        self._stop_timer()
+        try:
+            wait_seconds = self._process_jobs()
+        except Exception as exc:
+            log.warning("store unavailable (%s): retrying in %gs", exc, STORE_RETRY_SECONDS)
+            wait_seconds = STORE_RETRY_SECONDS
+        self._start_timer(wait_seconds)
+
+
 def builtin_cleanup() -> DeclaredJob:
     spec = default_models().job.model_validate(
         {
@@ -65,7 +83,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.reconcile_lock = asyncio.Lock()
         self.store: Store | None = None
-        self.scheduler: AsyncIOScheduler | None = None
+        self.scheduler: ResilientScheduler | None = None
         self.runner: Runner | None = None
         self.last_reconcile: dict[str, Any] = {}
 
@@ -88,11 +106,19 @@ class Daemon:
         writer = HistoryWriter(self.store)
         writer.start()
         self.runner = Runner(self.store, writer)
-        self.scheduler = AsyncIOScheduler(
+        self.scheduler = ResilientScheduler(
             jobstores={"default": self.store.jobstore, BUILTIN_STORE: MemoryJobStore()},
             executors={"default": RunnerExecutor(self.runner)},
             timezone=UTC,
+            jobstore_retry_interval=STORE_RETRY_SECONDS,
         )
+        # Watch before the start-up reconcile reads the files, or a file saved while it runs
+        # is seen by neither until the next change. awatch sets its inotify watches before
+        # its first await, so one pass of the event loop is enough.
+        watcher = asyncio.create_task(
+            watch(self.settings.jobs_dir, self._on_files_changed, self.stop_event)
+        )
+        await asyncio.sleep(0)
         await self.reconcile("start-up")
         self.runner.load_specs({j.id: j.canonical for j in self.store.stored_jobs().values()})
         self.scheduler.start()
@@ -102,9 +128,6 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
-        watcher = asyncio.create_task(
-            watch(self.settings.jobs_dir, self._on_files_changed, self.stop_event)
-        )
         log.info(
             "scheduler running: jobs dir %s, store %s",
             self.settings.jobs_dir,
@@ -159,6 +182,10 @@ class Daemon:
                 log.error("reconcile (%s) refused, keeping the last good state:\n%s", why, exc)
                 self.last_reconcile = {"ok": False, "why": why, "error": str(exc)}
                 return reply
+            except Exception as exc:  # a bug or a broken store must not end the watching
+                log.exception("reconcile (%s) failed, keeping the last good state", why)
+                self.last_reconcile = {"ok": False, "why": why, "error": repr(exc)}
+                return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
             if self.runner is not None:
                 p = result.plan
                 self.runner.set_specs(

@@ -87,6 +87,7 @@ class Runner:
         """Called by the executor (on the loop) with the due times APScheduler computed:
         all of them, or only the last when the job coalesces."""
         now = self.clock()
+        due: list[datetime] = []
         for run_time in run_times:
             key = (job_id, run_time.timestamp())
             if key in self.recent:  # APScheduler retrying after a failed store write
@@ -103,11 +104,14 @@ class Runner:
                     f"started {late:.1f}s late, past its misfire grace of {grace:g}s",
                 )
                 continue
-            self.dispatch(job_id, run_time)
+            due.append(run_time)
+        if due:
+            self.dispatch(job_id, *due)
 
-    def dispatch(self, job_id: str, scheduled: datetime) -> str | None:
+    def dispatch(self, job_id: str, scheduled: datetime, *later: datetime) -> str | None:
         """Start a run now, applying the job's concurrency policy. Returns why it did not
-        start, or None."""
+        start, or None. Several due times (missed runs of a job that does not coalesce)
+        run one after another, as one instance."""
         spec = self.spec(job_id)
         if spec is None:
             log.warning("job %s is due but no longer declared: not run", job_id)
@@ -131,7 +135,7 @@ class Runner:
                     old.task.cancel()
         active = Active(job_id)
         running.append(active)
-        active.task = self._spawn(self._run(active, spec, scheduled))
+        active.task = self._spawn(self._run(active, spec, [scheduled, *later]))
         return None
 
     def _record(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
@@ -156,29 +160,34 @@ class Runner:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _run(self, active: Active, spec: JobSpec, scheduled: datetime) -> None:
+    async def _run(self, active: Active, spec: JobSpec, times: list[datetime]) -> None:
         try:
-            tries = spec.retries.attempts + 1
-            for attempt in range(1, tries + 1):
-                record = await self._try(active, spec, scheduled, attempt)
-                if record.outcome == "success":
-                    return
-                if attempt == tries:
-                    self._notify(spec.on_permanent_failure, "on_permanent_failure", record)
-                    return
-                backoff = spec.retries.backoff.total_seconds() * 2 ** (attempt - 1)
-                log.info(
-                    "job %s: try %d %s, retrying in %gs",
-                    active.job_id,
-                    attempt,
-                    record.outcome,
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
+            for scheduled in times:
+                await self._run_once(active, spec, scheduled)
         except asyncio.CancelledError:
             pass  # stopped (replace / shutdown); the try that ran was recorded as such
         finally:
             self.active[active.job_id].remove(active)
+
+    async def _run_once(self, active: Active, spec: JobSpec, scheduled: datetime) -> None:
+        """One due time: the first try and its retries."""
+        tries = spec.retries.attempts + 1
+        for attempt in range(1, tries + 1):
+            record = await self._try(active, spec, scheduled, attempt)
+            if record.outcome == "success":
+                return
+            if attempt == tries:
+                self._notify(spec.on_permanent_failure, "on_permanent_failure", record)
+                return
+            backoff = spec.retries.backoff.total_seconds() * 2 ** (attempt - 1)
+            log.info(
+                "job %s: try %d %s, retrying in %gs",
+                active.job_id,
+                attempt,
+                record.outcome,
+                backoff,
+            )
+            await asyncio.sleep(backoff)
 
     async def _try(
         self, active: Active, spec: JobSpec, scheduled: datetime, attempt: int

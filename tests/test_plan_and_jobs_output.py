@@ -76,4 +76,14 @@ jobs:
     assert (held["paused"], held["paused_by"], held["next_run_time"]) == (True, "file", None)
     assert {"id", "schedule", "handler", "next_run_time", "paused", "source"} <= set(daily)
     text = run_cli("jobs").stdout.splitlines()
-    assert text[0].split() == ["ID", "SCHEDULE", "HANDLER", "NEXT", "RUN", "PAUSED", "LAST", "RUN", "SOURCE"]
+    assert text[0].split() == [
+        "ID",
+        "SCHEDULE",
+        "HANDLER",
+        "NEXT",
+        "RUN",
+        "PAUSED",
+        "LAST",
+        "RUN",
+        "SOURCE",
+    ]
