@@ -26,7 +26,7 @@ from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan, Stored
 from scheduler.spec import JobSpec
 from scheduler.store import CachedFile, Store
-from scheduler.triggers import build_trigger
+from scheduler.triggers import build_trigger, describe_schedule
 
 RUNNER_REF = "scheduler.runner:run_job"
 EXECUTOR = "default"
@@ -136,7 +136,27 @@ def _updated_state(
         nrt = old["next_run_time"]
         if paused != was_paused:
             nrt = None if paused else trigger.get_next_fire_time(None, now)
-    return job_state(job.id, spec, trigger, nrt)
+    state = job_state(job.id, spec, trigger, nrt)
+    if old is not None and all(state[k] == old.get(k) for k in _APS_OPTIONS):
+        return None  # only our spec row changed (a description, a command): nothing to write
+    return state
+
+
+# What APScheduler's row holds besides the trigger object itself.
+_APS_OPTIONS = ("misfire_grace_time", "coalesce", "max_instances", "next_run_time", "trigger")
+
+
+def summary(spec: JobSpec) -> dict[str, Any]:
+    """What ``scheduler jobs`` shows of a spec, computed once when it is written."""
+    schedule = spec.schedule
+    return {
+        "schedule": describe_schedule(schedule),
+        "timezone": schedule.timezone,
+        "handler": spec.run.type,
+        "paused": spec.paused,
+        "end": schedule.end.timestamp() if schedule.end else None,
+        "description": spec.description,
+    }
 
 
 def _ours(job: DeclaredJob, operator_paused: bool, stamp: float) -> dict[str, Any]:
@@ -147,6 +167,7 @@ def _ours(job: DeclaredJob, operator_paused: bool, stamp: float) -> dict[str, An
         "source": str(job.source),
         "operator_paused": operator_paused,
         "updated_at": stamp,
+        "summary": json.dumps(summary(job.spec)),
     }
 
 

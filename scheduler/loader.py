@@ -77,6 +77,11 @@ class DeclaredJob:
         assert self.parsed is not None
         return self.parsed
 
+    @property
+    def from_cache(self) -> bool:
+        """Known only by fingerprint: its file was unchanged, so it was not parsed."""
+        return not self.canonical
+
 
 @dataclass
 class Document:

@@ -7,8 +7,10 @@ Never imports apscheduler.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
 
 
@@ -31,13 +33,23 @@ J = TypeVar("J", bound=Declared)
 
 @dataclass(frozen=True)
 class Stored:
-    """A job as the store holds it (only jobs this tool created are ever ``Stored``)."""
+    """A job as the store holds it (only jobs this tool created are ever ``Stored``).
+
+    ``spec`` may be the JSON text as stored: it is decoded only for jobs whose fingerprint
+    changed, so planning a no-op over 10,000 jobs decodes nothing."""
 
     id: str
-    canonical: dict[str, Any]
+    spec: dict[str, Any] | str
     fingerprint: str
     source: str
     operator_paused: bool = False
+
+    @cached_property
+    def canonical(self) -> dict[str, Any]:
+        if isinstance(self.spec, str):
+            decoded: dict[str, Any] = json.loads(self.spec)
+            return decoded
+        return self.spec
 
 
 @dataclass(frozen=True)

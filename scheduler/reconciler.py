@@ -72,7 +72,9 @@ def cache_version() -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def load_desired(jobs_dir: Path, cache: Mapping[str, CachedFile]) -> Loaded:
+def load_desired(
+    jobs_dir: Path, cache: Mapping[str, CachedFile], reparse: frozenset[str] = frozenset()
+) -> Loaded:
     """Load the jobs dir, re-parsing only files whose content changed since the cache."""
     version = cache_version()
     results: list[FileResult] = []
@@ -90,7 +92,7 @@ def load_desired(jobs_dir: Path, cache: Mapping[str, CachedFile]) -> Loaded:
                 continue
             digest = hashlib.sha256(raw).hexdigest()
             hit = cache.get(key)
-            if hit is not None and hit.digest == digest and hit.version == version:
+            if hit and hit.digest == digest and hit.version == version and key not in reparse:
                 results.append(_from_cache(key, hit))
                 continue
             parsed += 1
@@ -111,7 +113,6 @@ def load_desired(jobs_dir: Path, cache: Mapping[str, CachedFile]) -> Loaded:
 def _cache_entry(job: DeclaredJob) -> dict[str, Any]:
     return {
         "id": job.id,
-        "canonical": job.canonical,
         "fingerprint": job.fingerprint,
         "line": job.source.line,
         "col": job.source.col,
@@ -120,7 +121,7 @@ def _cache_entry(job: DeclaredJob) -> dict[str, Any]:
 
 def _from_cache(path: str, cached: CachedFile) -> FileResult:
     jobs = tuple(
-        DeclaredJob(e["id"], e["canonical"], e["fingerprint"], Source(path, e["line"], e["col"]))
+        DeclaredJob(e["id"], {}, e["fingerprint"], Source(path, e["line"], e["col"]))
         for e in cached.jobs
     )
     return FileResult(path, cached.digest, jobs, ())
@@ -140,10 +141,20 @@ def reconcile(
     declare nothing while the store holds jobs (unless ``allow_empty``).
     """
     started = time.perf_counter()
-    with store.engine.connect() as conn:
+    with store.engine.connect() as conn, gc_paused():
         stored = store.stored_jobs(conn)
         cache = store.file_cache(conn)
-    loaded = load_desired(jobs_dir, cache)
+    with gc_paused():
+        loaded = load_desired(jobs_dir, cache)
+        # A job known only by fingerprint that the store does not hold as such (a store
+        # edited behind our back): parse its file after all, to have its spec.
+        stale = frozenset(
+            job.source.path for job in loaded.jobs.values()
+            if job.from_cache and (job.id not in stored
+                                   or stored[job.id].fingerprint != job.fingerprint)
+        )
+        if stale:
+            loaded = load_desired(jobs_dir, cache, reparse=stale)
     if not loaded.jobs and stored and not allow_empty:
         raise EmptyJobsDir(jobs_dir, len(stored))
     result_plan = plan(loaded.jobs, stored)

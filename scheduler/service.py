@@ -21,9 +21,7 @@ from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner
 from scheduler.settings import Settings
-from scheduler.spec import Schedule
 from scheduler.store import Store
-from scheduler.triggers import describe_schedule
 
 LOCK_WAIT_SECONDS = 30.0
 
@@ -102,7 +100,7 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
     query = (
         select(
             ours.c.id,
-            ours.c.spec,
+            ours.c.summary,
             ours.c.source,
             ours.c.operator_paused,
             aps.c.next_run_time,
@@ -117,27 +115,28 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
     jobs = []
     now = time.time()
     for row in rows:
-        spec = json.loads(row.spec)
-        schedule = Schedule.model_validate(spec["schedule"])
-        paused_by = "operator" if row.operator_paused else ("file" if spec["paused"] else None)
+        info = json.loads(row.summary)
+        zone = info["timezone"]
+        paused_by = "operator" if row.operator_paused else ("file" if info["paused"] else None)
         state = "scheduled"
         if paused_by:
             state = "paused"
         elif row.aps_id is None:
-            ended = schedule.end is not None and schedule.end.timestamp() <= now
+            ended = info["end"] is not None and info["end"] <= now
             state = "ended" if ended else "finished"  # APScheduler drops spent triggers
         jobs.append(
             {
                 "id": row.id,
-                "schedule": describe_schedule(schedule),
-                "handler": spec["run"]["type"],
-                "next_run_time": None if paused_by else _iso(row.next_run_time, schedule.timezone),
+                "description": info["description"],
+                "schedule": info["schedule"],
+                "handler": info["handler"],
+                "next_run_time": None if paused_by else _iso(row.next_run_time, zone),
                 "paused": paused_by is not None,
                 "paused_by": paused_by,
                 "state": state,
                 "source": row.source,
                 "last_outcome": last[row.id][0] if row.id in last else None,
-                "last_run_time": _iso(last[row.id][1], schedule.timezone)
+                "last_run_time": _iso(last[row.id][1], zone)
                 if row.id in last
                 else None,
             }

@@ -116,6 +116,8 @@ class Store:
             Column("source", Unicode(1024), nullable=False),
             Column("operator_paused", Boolean, nullable=False, default=False),
             Column("updated_at", Float, nullable=False),
+            # Derived from the spec when it is written, so listing 10,000 jobs decodes none.
+            Column("summary", Text, nullable=False, default="{}"),
         )
         self.files = Table(
             "scheduler_files",
@@ -158,7 +160,7 @@ class Store:
             return {
                 row.id: Stored(
                     row.id,
-                    json.loads(row.spec),
+                    row.spec,
                     row.fingerprint,
                     row.source,
                     bool(row.operator_paused),

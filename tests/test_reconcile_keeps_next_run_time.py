@@ -199,3 +199,20 @@ def test_jobs_moved_between_files_keep_their_next_run(
     job = list_jobs(store)[0]
     assert job["next_run_time"] == due
     assert job["source"] == f"{jobs_dir / 'renamed.yaml'}:2"
+
+
+def test_a_store_edited_behind_our_back_is_repaired_from_the_files(
+    store: Store, jobs_dir: Path, write_jobs: WriteJobs
+) -> None:
+    """The parse cache only knows fingerprints: a job it vouches for but the store lost
+    must still be re-added with its full spec."""
+    write_jobs("a.yaml", simple_job("a") + simple_job("b").removeprefix("jobs:\n"))
+    reconcile(store, jobs_dir, now=T0)
+    with store.engine.begin() as conn:
+        conn.execute(store.jobs.delete().where(store.jobs.c.id == "b"))
+        conn.execute(store.aps_jobs.delete().where(store.aps_jobs.c.id == "b"))
+    result = reconcile(store, jobs_dir, now=T0)
+    assert [j.id for j in result.plan.add] == ["b"]
+    assert result.parsed_files == 1
+    assert next_runs(store) == {"a": "2026-11-27T09:00:00+00:00", "b": "2026-11-27T09:00:00+00:00"}
+    assert list_jobs(store)[1]["schedule"] == "At 09:00"
