@@ -20,6 +20,15 @@ log = logging.getLogger(__name__)
 OnChange = Callable[[set[str]], Awaitable[None]]
 
 
+def _identity(root: Path) -> tuple[int, int] | None:
+    """Which directory ``root`` names now (through symlinks); None when it is gone."""
+    try:
+        st = root.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 async def watch(
     root: Path,
     on_change: OnChange,
@@ -33,14 +42,21 @@ async def watch(
 
     A burst ends when nothing changed for ``step_ms``; ``debounce_ms`` caps how long one
     burst may be grouped. A missing directory is waited for, not an error.
+
+    inotify watches a directory, not a path: when ``root`` is replaced (``mv new jobs.d``,
+    a swapped ``jobs.d -> releases/v2`` symlink) the old watch sees nothing more. So which
+    directory ``root`` names is checked every ``poll_missing`` seconds and after each burst;
+    when it changed, the new one is watched and reported, once its watch is in place.
     """
+    pending: set[str] = set()  # to report once the current watch is in place
     while not stop.is_set():
         if not root.is_dir():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll_missing)
             if root.is_dir():
-                await on_change({str(root)})
+                pending.add(str(root))
             continue
+        watched = _identity(root)
         try:
             async for changes in awatch(
                 root,
@@ -49,11 +65,18 @@ async def watch(
                 debounce=debounce_ms,
                 watch_filter=None,
                 recursive=True,
+                rust_timeout=max(1, int(poll_missing * 1000)),
+                yield_on_timeout=True,  # an empty set: time to check the identity
             ):
-                await on_change({path for _change, path in changes})
-                if not root.is_dir():
-                    break  # the directory itself went away: wait for it to come back
+                paths = pending | {path for _change, path in changes}
+                pending = set()
+                if paths:
+                    await on_change(paths)
+                if _identity(root) != watched:
+                    pending.add(str(root))
+                    break  # replaced or gone: watch whatever root names now
+            else:
+                if root.is_dir() and not stop.is_set():
+                    await asyncio.sleep(poll_missing)  # awatch ended early: avoid a busy loop
         except FileNotFoundError:
             continue
-        if root.is_dir() and not stop.is_set():
-            await asyncio.sleep(poll_missing)  # awatch ended early: avoid a busy loop

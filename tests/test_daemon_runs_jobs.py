@@ -1,0 +1,278 @@
+"""The daemon runs jobs and records them: operator verbs against a live daemon, catch-up
+after downtime, crashed runs, shutdown, and a store locked by another process. Real
+daemon process, real SQLite file, real subprocesses."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.reconciler import reconcile
+from scheduler.store import Store
+from tests.conftest import WriteJobs
+from tests.daemon_helpers import DaemonProcess, scheduler_argv, wait_for
+
+
+class Daemon(DaemonProcess):
+    """A daemon started with extra `run` options."""
+
+    def __init__(
+        self, jobs_dir: Path, db_url: str, runtime: Path, log: Path, extra: tuple[str, ...]
+    ) -> None:
+        super().__init__(jobs_dir, db_url, runtime, log)
+        if extra:  # restart it with the options (the base class starts it plainly)
+            self.kill()
+            with log.open("ab") as out:
+                self.proc = subprocess.Popen(
+                    scheduler_argv(jobs_dir, db_url, "run", *extra),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    env=self.env,
+                    cwd=jobs_dir.parent,
+                )
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, jobs_dir: Path) -> Iterator[Any]:
+    runtime = Path(os.environ.get("TMPDIR", "/tmp")) / f"sched-{os.getpid()}-{id(tmp_path)}"
+    runtime.mkdir(exist_ok=True)
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    started: list[Daemon] = []
+
+    def start(*extra: str) -> Daemon:
+        daemon = Daemon(jobs_dir, db_url, runtime, tmp_path / "daemon.log", extra)
+        started.append(daemon)
+        daemon.wait_ready()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+def history(daemon: DaemonProcess, *args: str) -> list[dict[str, Any]]:
+    result = daemon.cli("history", *args, "--limit", "1000", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    runs: list[dict[str, Any]] = json.loads(result.stdout)
+    return runs
+
+
+def test_trigger_pause_resume_and_history_against_a_running_daemon(
+    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+) -> None:
+    write_jobs(
+        "a.yaml",
+        """\
+jobs:
+  report:
+    schedule: {cron: "0 9 * * *"}
+    run: {type: command, command: "echo report for $SCHEDULER_JOB_ID; exit 3"}
+""",
+    )
+    daemon = start_daemon()
+    triggered = daemon.cli("trigger", "report")
+    assert triggered.returncode == 0, triggered.stderr
+    assert "started by the daemon" in triggered.stdout
+    runs = wait_for(
+        lambda: [r for r in history(daemon, "report") if r["finished_at"]] or None, "a run"
+    )
+    assert len(runs) == 1
+    run = runs[0]
+    assert (run["outcome"], run["exit_code"], run["attempt"]) == ("failure", 3, 1)
+    assert run["output_tail"] == "report for report\n"
+    assert set(run) == {
+        "run_id",
+        "job_id",
+        "scheduled_time",
+        "started_at",
+        "finished_at",
+        "outcome",
+        "exit_code",
+        "attempt",
+        "output_tail",
+        "error",
+    }
+
+    assert daemon.cli("pause", "report").stdout.strip() == "report paused"
+    job = daemon.jobs()["report"]
+    assert (job["paused_by"], job["next_run_time"]) == ("operator", None)
+    assert (job["last_outcome"], job["last_run_time"] is not None) == ("failure", True)
+    assert json.loads(daemon.cli("reconcile", "-o", "json").stdout)["unchanged"] == ["report"]
+    assert daemon.jobs()["report"]["paused_by"] == "operator"
+    assert daemon.cli("resume", "report").stdout.strip() == "report resumed"
+    assert daemon.jobs()["report"]["next_run_time"] is not None
+
+    unknown = daemon.cli("trigger", "nope")
+    assert unknown.returncode == 1 and "no job 'nope'" in unknown.stderr
+    removal = daemon.cli("remove", "report")
+    assert removal.returncode == 1
+    assert f"declared in {daemon.jobs_dir / 'a.yaml'}:2: delete it from that file" in removal.stderr
+
+
+def test_missed_runs_after_downtime_follow_the_misfire_policy(
+    start_daemon: Any, write_jobs: WriteJobs, jobs_dir: Path, tmp_path: Path
+) -> None:
+    write_jobs(
+        "a.yaml",
+        """\
+jobs:
+  coalesced:
+    schedule: {cron: "*/10 * * * *"}
+    run: {type: command, command: ["true"]}
+    misfire_grace: 1d
+  every-missed-run:
+    schedule: {cron: "*/10 * * * *"}
+    run: {type: command, command: ["true"]}
+    misfire_grace: 1d
+    coalesce: false
+  too-late:
+    schedule: {cron: "*/10 * * * *"}
+    run: {type: command, command: ["true"]}
+""",
+    )
+    # Keep clear of a 10-minute boundary, so no run falls due while the test watches.
+    to_boundary = 600 - time.time() % 600
+    if to_boundary < 20:
+        time.sleep(to_boundary + 1)
+    # The store as a daemon left it an hour ago: every job's next run is long past.
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    went_down = datetime.now(UTC) - timedelta(hours=1)
+    reconcile(store, jobs_dir, now=went_down)
+    store.close()
+    daemon = start_daemon()
+    expected_missed = int(time.time()) // 600 - int(went_down.timestamp()) // 600
+    runs = wait_for(
+        lambda: len(history(daemon)) >= expected_missed + 2 and history(daemon), "catch-up runs"
+    )
+    by_job: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_job.setdefault(run["job_id"], []).append(run)
+    assert len(by_job["coalesced"]) == 1  # six missed runs collapse into one
+    assert by_job["coalesced"][0]["outcome"] == "success"
+    latest_due = datetime.fromisoformat(by_job["coalesced"][0]["scheduled_time"])
+    assert datetime.now(UTC) - latest_due < timedelta(minutes=10)
+    every = sorted(by_job["every-missed-run"], key=lambda r: r["scheduled_time"])
+    assert len(every) == expected_missed  # each missed run, one after another
+    assert {r["outcome"] for r in every} == {"success"}
+    due = [datetime.fromisoformat(r["scheduled_time"]) for r in every]
+    assert all(b - a == timedelta(minutes=10) for a, b in itertools.pairwise(due))
+    assert [r["outcome"] for r in by_job["too-late"]] == ["missed"]
+    assert "past its misfire grace of 30s" in by_job["too-late"][0]["error"]
+
+
+def test_a_run_cut_short_by_a_crash_is_marked_interrupted(
+    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "child.pid"
+    write_jobs(
+        "a.yaml",
+        f"""\
+jobs:
+  long:
+    schedule: {{cron: "0 9 * * *"}}
+    run: {{type: command, command: "echo $$ > {pidfile}; exec sleep 60"}}
+""",
+    )
+    daemon = start_daemon()
+    assert daemon.cli("trigger", "long").returncode == 0
+    wait_for(
+        lambda: [r for r in history(daemon, "long") if r["outcome"] == "running"] or None, "running"
+    )
+    daemon.proc.send_signal(signal.SIGKILL)
+    daemon.proc.wait()
+    child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "pid"))
+    os.killpg(child, signal.SIGKILL)  # kill -9 leaves the child: the test cleans up
+    restarted = start_daemon()
+    restarted.wait_log(r"1 run\(s\) were left running by a crash")
+    (run,) = history(restarted, "long")
+    assert run["outcome"] == "interrupted" and run["finished_at"] is not None
+
+
+def test_sigterm_stops_running_jobs_after_the_grace_and_records_them(
+    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "child.pid"
+    write_jobs(
+        "a.yaml",
+        f"""\
+jobs:
+  long:
+    schedule: {{cron: "0 9 * * *"}}
+    run: {{type: command, command: "sleep 60 & echo $! > {pidfile}; wait"}}
+""",
+    )
+    daemon = start_daemon("--shutdown-grace", "1")
+    assert daemon.cli("trigger", "long").returncode == 0
+    grandchild = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "pid"))
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM, timeout=15) == 0
+    assert time.monotonic() - started < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(grandchild, 0)
+    (run,) = history(daemon, "long")
+    assert run["outcome"] == "interrupted"
+    assert "shut down" in run["error"]
+
+
+def test_a_locked_store_delays_due_jobs_but_does_not_stop_the_scheduler(
+    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+) -> None:
+    write_jobs(
+        "a.yaml",
+        """\
+jobs:
+  tick:
+    schedule: {interval: 1s}
+    run: {type: command, command: ["true"]}
+    misfire_grace: 1m
+""",
+    )
+    daemon = start_daemon()
+    wait_for(lambda: len(history(daemon, "tick")) >= 2, "first ticks")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:  # another connection holds the write lock past our busy timeout
+        conn = sqlite3.connect(tmp_path / "store.db", timeout=30, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(30)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    assert locked.wait(10)
+    time.sleep(7)  # jobs fall due while the store is locked, longer than the busy timeout
+    release.set()
+    holder.join()
+    released = time.time()
+    ran_after = wait_for(
+        lambda: (
+            [
+                r
+                for r in history(daemon, "tick")
+                if datetime.fromisoformat(r["started_at"]).timestamp() > released + 0.5
+            ]
+            or None
+        ),
+        "a run after the lock was released",
+        timeout=15,
+    )
+    assert ran_after
+    assert daemon.proc.poll() is None
+    assert "store unavailable" in daemon.log() or "not written yet" in daemon.log()
+    times = [r["scheduled_time"] for r in history(daemon, "tick") if r["outcome"] != "missed"]
+    assert len(times) == len(set(times)), "a due time ran twice"
