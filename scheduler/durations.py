@@ -26,8 +26,17 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int) and not isinstance(value, bool):  # `timeout: yes` is a mistake
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value}")
-        return timedelta(seconds=value)
+        return _bounded(value, value)
     raise _bad(value)
+
+
+MAX_SECONDS = 100 * 365 * 86400
+
+
+def _bounded(seconds: int, given: Any) -> timedelta:
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration {given!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
 
 
 @lru_cache(maxsize=1024)  # job files repeat the same few durations thousands of times
@@ -36,9 +45,9 @@ def _parse_text(value: str) -> timedelta:
     match = _DURATION_RE.fullmatch(text)
     if text and match and any(match.groups()):
         counts = (int(g or 0) for g in match.groups())
-        return timedelta(seconds=sum(n * u for n, u in zip(counts, _UNITS.values(), strict=True)))
+        return _bounded(sum(n * u for n, u in zip(counts, _UNITS.values(), strict=True)), value)
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        return _bounded(int(text), value)
     raise _bad(value)
 
 

@@ -131,8 +131,11 @@ def _child(node: yaml.Node | None, step: str | int) -> tuple[yaml.Node | None, y
     return None
 
 
-def _pairs(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+def _pairs(
+    node: yaml.MappingNode, seen: frozenset[int] = frozenset()
+) -> Iterator[tuple[yaml.Node, yaml.Node]]:
     """A mapping's key/value nodes, explicit ones first, then those from ``<<`` merges."""
+    seen = seen | {id(node)}
     merges = []
     for key_node, value_node in node.value:
         if key_node.tag == _MERGE_TAG:
@@ -141,8 +144,8 @@ def _pairs(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
             yield key_node, value_node
     for merge in merges:
         for source in merge.value if isinstance(merge, yaml.SequenceNode) else [merge]:
-            if isinstance(source, yaml.MappingNode):
-                yield from _pairs(source)
+            if isinstance(source, yaml.MappingNode) and id(source) not in seen:
+                yield from _pairs(source, seen)
 
 
 @dataclass(frozen=True)
@@ -172,15 +175,24 @@ class _Builder:
         self.constructors = loader.yaml_constructors
         self.loader = loader
         self.doc = doc
+        self.open: set[int] = set()  # collections being built: an alias back to one is a cycle
 
     def build(self, node: yaml.Node) -> Any:
         tag = node.tag
         if tag == _STR_TAG:
             return node.value
-        if tag == _MAP_TAG:
-            return self._mapping(node)
-        if tag == _SEQ_TAG:
-            return [self.build(item) for item in node.value]
+        if tag in (_MAP_TAG, _SEQ_TAG):
+            if id(node) in self.open:  # `a: &x [*x]`: an alias inside its own anchor
+                problem = "recursive YAML alias: a value cannot contain itself"
+                self.doc.problems.append(self.doc.problem(_mark(node), problem))
+                return None
+            self.open.add(id(node))
+            try:
+                if tag == _MAP_TAG:
+                    return self._mapping(node)
+                return [self.build(item) for item in node.value]
+            finally:
+                self.open.discard(id(node))
         if tag in _PLAIN_TAGS:
             return self.constructors[tag](self.loader, node)
         if tag == _TIMESTAMP_TAG:

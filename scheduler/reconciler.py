@@ -149,9 +149,10 @@ def reconcile(
         # A job known only by fingerprint that the store does not hold as such (a store
         # edited behind our back): parse its file after all, to have its spec.
         stale = frozenset(
-            job.source.path for job in loaded.jobs.values()
-            if job.from_cache and (job.id not in stored
-                                   or stored[job.id].fingerprint != job.fingerprint)
+            job.source.path
+            for job in loaded.jobs.values()
+            if job.from_cache
+            and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
         )
         if stale:
             loaded = load_desired(jobs_dir, cache, reparse=stale)

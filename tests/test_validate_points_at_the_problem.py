@@ -113,6 +113,18 @@ BAD_INPUTS = [
         id="bad-id",
     ),
     pytest.param(job(schedule='cron: "0 0 30 2 *"'), "4:13", "never fires", id="never-fires"),
+    pytest.param(
+        "jobs:\n  loop: &self [*self]\n",
+        "2:9",
+        "recursive YAML alias: a value cannot contain itself",
+        id="recursive-alias",
+    ),
+    pytest.param(
+        job(extra="    timeout: 99999999999d\n"),
+        "8:14",
+        "duration '99999999999d' is longer than 100 years",
+        id="huge-duration",
+    ),
 ]
 
 
