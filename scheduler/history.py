@@ -71,6 +71,9 @@ class HistoryWriter:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.closing = False
+        # One flush at a time: a second one waits for the batch in flight, so "flushed"
+        # means written, and a finish is never written before its start.
+        self.flushing = asyncio.Lock()
 
     def started(self, record: RunRecord) -> None:
         self.pending.inserts.append(record.row())
@@ -97,6 +100,10 @@ class HistoryWriter:
             await self.flush()
 
     async def flush(self) -> None:
+        async with self.flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self.pending.inserts or self.pending.updates:
             batch, self.pending = self.pending, _Pending()
             try:

@@ -10,12 +10,13 @@ Callers: the daemon (scheduled runs, ``trigger``) and ``scheduler trigger`` with
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from scheduler.durations import format_duration
 from scheduler.handlers import Registry, default_registry
 from scheduler.handlers.base import Result, RunContext
 from scheduler.history import HistoryWriter, RunRecord
-from scheduler.spec import JobSpec, default_models
+from scheduler.spec import JobSpec, SpecModels, default_models, models_for
 from scheduler.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class Active:
 
 @dataclass
 class _Spec:
-    canonical: dict[str, Any]
+    # The stored JSON text until the job first runs: 10,000 decoded dicts cost ~40 MB.
+    canonical: dict[str, Any] | str
     parsed: JobSpec | None = None
 
 
@@ -61,13 +63,16 @@ class Runner:
     active: dict[str, list[Active]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     recent: OrderedDict[tuple[str, float], None] = field(default_factory=OrderedDict)
+    # Called with every finished try, skipped or missed run (the daemon's metrics).
+    listeners: list[Callable[[RunRecord], None]] = field(default_factory=list)
+    models: SpecModels | None = field(default=None, repr=False)  # of ``registry``, built once
 
     # -- the jobs it knows -------------------------------------------------------------
-    def load_specs(self, canonical: dict[str, dict[str, Any]]) -> None:
+    def load_specs(self, canonical: Mapping[str, dict[str, Any] | str]) -> None:
         self.specs = {job_id: _Spec(spec) for job_id, spec in canonical.items()}
 
     def set_specs(
-        self, changed: Iterable[tuple[str, dict[str, Any]]], removed: Iterable[str]
+        self, changed: Iterable[tuple[str, dict[str, Any] | str]], removed: Iterable[str]
     ) -> None:
         for job_id, canonical in changed:
             self.specs[job_id] = _Spec(canonical)
@@ -79,8 +84,19 @@ class Runner:
         if entry is None:
             return None
         if entry.parsed is None:
-            entry.parsed = default_models().job.model_validate(entry.canonical)
+            raw = entry.canonical
+            entry.parsed = self._models().job.model_validate(
+                json.loads(raw) if isinstance(raw, str) else raw
+            )
         return entry.parsed
+
+    def _models(self) -> SpecModels:
+        # Validate with this runner's registry: a plugin type missing from the default
+        # registry (a runner built with ``make_registry``) must still parse.
+        if self.models is None:
+            default = self.registry is default_registry()
+            self.models = default_models() if default else models_for(self.registry)
+        return self.models
 
     # -- due runs ----------------------------------------------------------------------
     def submit(self, job_id: str, run_times: list[datetime], grace: float | None) -> None:
@@ -140,19 +156,32 @@ class Runner:
 
     def _record(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
         now = self.clock()
-        self.writer.record(
-            RunRecord(
-                uuid.uuid4().hex,
-                job_id,
-                scheduled.timestamp(),
-                now,
-                outcome=outcome,
-                finished_at=now,
-                error=error,
-            )
+        record = RunRecord(
+            uuid.uuid4().hex,
+            job_id,
+            scheduled.timestamp(),
+            now,
+            outcome=outcome,
+            finished_at=now,
+            error=error,
         )
-        log.warning("job %s %s: %s", job_id, outcome, error)
+        self.writer.record(record)
+        self._tell(record)
+        log.warning(
+            "job %s %s: %s",
+            job_id,
+            outcome,
+            error,
+            extra={"job_id": job_id, "run_id": record.run_id, "outcome": outcome},
+        )
         return error
+
+    def _tell(self, record: RunRecord) -> None:
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:  # metrics must never break a run
+                log.exception("run listener failed")
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -197,17 +226,27 @@ class Runner:
         )
         self.writer.started(record)
         handler = self.registry[spec.run.type]
-        ctx = RunContext(
-            active.job_id, record.run_id, attempt, scheduled, self.store, kill_grace=self.kill_grace
-        )
         timeout = spec.timeout.total_seconds() if spec.timeout else None
+        ctx = RunContext(
+            active.job_id,
+            record.run_id,
+            attempt,
+            scheduled,
+            self.store,
+            kill_grace=self.kill_grace,
+            timeout=timeout,
+        )
+        deadline = asyncio.timeout(timeout)
         try:
             assert handler.run is not None
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 result = await handler.run(ctx, spec.run)
-        except TimeoutError:
-            result = Result("failure", error=f"timed out after {format_duration(spec.timeout)}")  # type: ignore[arg-type]
-            record.outcome = "timeout"
+        except TimeoutError as exc:
+            if deadline.expired() and spec.timeout is not None:
+                result = Result("failure", error=f"timed out after {format_duration(spec.timeout)}")
+                record.outcome = "timeout"
+            else:  # the handler's own TimeoutError, not the job's timeout
+                result = Result("failure", error="".join(traceback.format_exception(exc)))
         except asyncio.CancelledError:
             record.outcome = "interrupted"
             result = Result("failure", error=active.stop_reason or "cancelled")
@@ -230,13 +269,23 @@ class Runner:
         record.output_tail = result.output
         record.error = result.error
         self.writer.finished(record)
+        self._tell(record)
+        duration = record.finished_at - record.started_at
         log.info(
             "job %s run %s try %d: %s in %.3fs",
             record.job_id,
             record.run_id,
             record.attempt,
             record.outcome,
-            record.finished_at - record.started_at,
+            duration,
+            extra={
+                "job_id": record.job_id,
+                "run_id": record.run_id,
+                "attempt": record.attempt,
+                "outcome": record.outcome,
+                "duration": round(duration, 6),
+                "exit_code": record.exit_code,
+            },
         )
 
     # -- notifications -----------------------------------------------------------------
@@ -301,9 +350,13 @@ class Runner:
             _, still = await asyncio.wait(pending, timeout=grace)
             for runs in self.active.values():
                 for active in runs:
-                    if active.task is not None and not active.task.done():
+                    task = active.task
+                    if task is not None and not task.done() and not task.cancelling():
                         active.stop_reason = "stopped: the scheduler shut down"
-                        active.task.cancel()
+                        task.cancel()
+            for other in still:  # notifiers too: nothing is left running
+                if not other.cancelling():  # a second cancel would cut a run's stop short
+                    other.cancel()
             if still:
                 await asyncio.wait(still, timeout=self.kill_grace + 10)
         await self.writer.close()

@@ -10,13 +10,16 @@ only files that changed. Callers: apply, reconciler, daemon, the read-only CLI v
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import (
     Boolean,
     Column,
@@ -30,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     Unicode,
+    bindparam,
     create_engine,
     event,
     make_url,
@@ -40,6 +44,67 @@ from scheduler.plan import Stored
 
 JOBS_TABLE = "apscheduler_jobs"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class BatchingJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's SQLAlchemy store, but the write-back of one scheduler pass (a new next
+    run time per due job, or the removal of a spent one-shot) is one transaction instead of
+    one per job: with 1,000 jobs due at once that was 300 ms before the last one started.
+
+    The pass is the span between ``get_due_jobs`` and ``get_next_run_time``, which
+    APScheduler calls in that order under its jobstore lock. If the write fails, the next
+    pass sees the old rows again; the runner ignores due times it already started."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._in_pass = False
+        self._updates: dict[str, Any] = {}
+        self._removals: set[str] = set()
+
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        self._flush()
+        jobs: list[Any] = super().get_due_jobs(now)
+        self._in_pass = True
+        return jobs
+
+    def update_job(self, job: Any) -> None:
+        if not self._in_pass:
+            return super().update_job(job)  # type: ignore[no-any-return]
+        self._updates[job.id] = job
+
+    def remove_job(self, job_id: str) -> None:
+        if not self._in_pass:
+            return super().remove_job(job_id)  # type: ignore[no-any-return]
+        self._updates.pop(job_id, None)
+        self._removals.add(job_id)
+
+    def get_next_run_time(self) -> datetime | None:
+        self._flush()
+        result: datetime | None = super().get_next_run_time()
+        return result
+
+    def _flush(self) -> None:
+        self._in_pass = False
+        updates, removals = list(self._updates.values()), sorted(self._removals)
+        self._updates, self._removals = {}, set()
+        if not updates and not removals:
+            return
+        table = self.jobs_t
+        with self.engine.begin() as conn:
+            if updates:
+                conn.execute(
+                    table.update().where(table.c.id == bindparam("b_id")),
+                    [
+                        {
+                            "b_id": job.id,
+                            "next_run_time": datetime_to_utc_timestamp(job.next_run_time),
+                            "job_state": pickle.dumps(job.__getstate__(), self.pickle_protocol),
+                        }
+                        for job in updates
+                    ],
+                )
+            for start in range(0, len(removals), 500):
+                conn.execute(table.delete().where(table.c.id.in_(removals[start : start + 500])))
 
 
 @dataclass(frozen=True)
@@ -103,7 +168,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.metadata = MetaData()
-        self.jobstore = SQLAlchemyJobStore(
+        self.jobstore = BatchingJobStore(
             engine=self.engine, metadata=self.metadata, tablename=JOBS_TABLE
         )
         self.aps_jobs: Table = self.jobstore.jobs_t

@@ -5,10 +5,14 @@ handlers up in the same registry.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from functools import cache
 from importlib.metadata import entry_points
+from typing import cast
+
+from pydantic import BaseModel, ConfigDict
 
 from scheduler.errors import SchedulerError
 from scheduler.handlers import cleanup, command, http, python
@@ -35,8 +39,22 @@ def make_registry(handlers: Iterable[HandlerType]) -> Registry:
             raise PluginError(f"handler type name '{handler.name}' must match {NAME_PATTERN}")
         if handler.name in registry:
             raise PluginError(f"handler type '{handler.name}' is registered twice")
-        registry[handler.name] = handler
+        registry[handler.name] = _forbid_unknown_keys(handler)
     return registry
+
+
+def _forbid_unknown_keys(handler: HandlerType) -> HandlerType:
+    """Unknown keys are errors for every type: a plugin whose args model is a plain
+    ``BaseModel`` (not ``HandlerArgs``) would otherwise drop a misspelt key silently."""
+    args = handler.args
+    if args.model_config.get("extra") == "forbid":
+        return handler
+    strict = type(
+        args.__name__,
+        (args,),
+        {"__module__": args.__module__, "model_config": ConfigDict(extra="forbid")},
+    )
+    return dataclasses.replace(handler, args=cast(type[BaseModel], strict))
 
 
 def plugin_handlers() -> list[HandlerType]:

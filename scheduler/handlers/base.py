@@ -50,6 +50,7 @@ class RunContext:
     env: dict[str, str] = field(default_factory=dict)  # extra variables (notifications)
     payload: dict[str, Any] | None = None  # the finished run, for notifiers
     kill_grace: float = 5.0  # SIGTERM -> SIGKILL delay when a run is stopped
+    timeout: float | None = None  # the job's timeout, which the runner enforces
 
 
 @dataclass

@@ -66,16 +66,31 @@ class CommandArgs(HandlerArgs):
     cwd: str | None = Field(default=None, description="working directory (default: the daemon's)")
 
 
+class MissingVariable(Exception):
+    """An ``env`` value names a variable the daemon's environment does not have."""
+
+
 def expand_env(env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
     """``${VAR}`` in values comes from the daemon's environment at run time, so secrets are
-    never written to the database."""
-    return {key: string.Template(value).safe_substitute(base) for key, value in env.items()}
+    never written to the database. A missing one fails the run rather than passing the
+    literal text ``${VAR}`` on; ``$$`` is a literal ``$``."""
+    expanded = {}
+    for key, value in env.items():
+        try:
+            expanded[key] = string.Template(value).substitute(base)
+        except KeyError as exc:
+            raise MissingVariable(
+                f"env {key} uses ${{{exc.args[0]}}}, which is not set in the scheduler's "
+                "environment: set it where the daemon starts"
+            ) from None
+        except ValueError as exc:
+            raise MissingVariable(f"env {key}: {exc} (write $$ for a literal $)") from None
+    return expanded
 
 
-async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+async def stop_group(pgid: int, exited: asyncio.Future[None], grace: float) -> None:
     """SIGTERM the whole process group, SIGKILL what is left after ``grace``: no orphaned
-    grandchildren survive a stopped run."""
-    pgid = proc.pid
+    grandchildren survive a stopped run. ``exited`` is done once the leader has exited."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)
@@ -83,32 +98,69 @@ async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
             break
         deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
         while time.monotonic() < deadline:
-            if proc.returncode is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(proc.wait()), 0.05)
+            if not exited.done():
+                await asyncio.wait([exited], timeout=0.05)
                 continue
+            _reap(pgid)
             try:
                 os.killpg(pgid, 0)  # anyone left in the group?
             except ProcessLookupError:
                 return
             await asyncio.sleep(0.05)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(proc.wait(), 5.0)
+    await asyncio.wait([exited], timeout=5.0)
+
+
+def _reap(pgid: int) -> None:
+    """Reap the group's members the daemon has adopted (it is PID 1 in a container, or a
+    subreaper): nobody else will, and as zombies they would keep the group alive. Called
+    only once the leader has been reaped, so it never takes asyncio's own child."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
+            pass
+
+
+class _Capture(asyncio.SubprocessProtocol):
+    """Keeps the child's output tail and says when the child itself exits. Not
+    ``Process.wait()``: that also waits for the output pipe to close, which a background
+    grandchild holds open for as long as it lives, so its group would never be stopped."""
+
+    def __init__(self, tail: Tail) -> None:
+        loop = asyncio.get_running_loop()
+        self.tail = tail
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.output_closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.tail.write(data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.output_closed.done():
+            self.output_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
 async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
     base = dict(os.environ)
+    try:
+        declared = expand_env(args.env, base)
+    except MissingVariable as exc:
+        return Result("failure", error=str(exc))
     env = {
         **base,
-        **expand_env(args.env, base),
+        **declared,
         **ctx.env,
         "SCHEDULER_JOB_ID": ctx.job_id,
         "SCHEDULER_RUN_ID": ctx.run_id,
         "SCHEDULER_ATTEMPT": str(ctx.attempt),
     }
     argv = ["/bin/sh", "-c", args.command] if isinstance(args.command, str) else args.command
+    tail = Tail()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        transport, capture = await asyncio.get_running_loop().subprocess_exec(
+            lambda: _Capture(tail),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -119,28 +171,24 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
         )
     except OSError as exc:
         return Result("failure", error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
-    tail = Tail()
-    assert proc.stdout is not None
+    pgid = transport.get_pid()
     try:
-        reader = asyncio.ensure_future(_drain(proc.stdout, tail))
-        code = await proc.wait()
+        await asyncio.shield(capture.exited)
         # The main process is done: what it left running in its group is stopped too.
-        await stop_group(proc, ctx.kill_grace)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reader, 5.0)
+        await stop_group(pgid, capture.exited, ctx.kill_grace)
+        await asyncio.wait([capture.output_closed], timeout=5.0)
     except asyncio.CancelledError:
-        await asyncio.shield(stop_group(proc, ctx.kill_grace))
+        await asyncio.shield(stop_group(pgid, capture.exited, ctx.kill_grace))
         raise
+    finally:
+        transport.close()
+    code = transport.get_returncode()
+    assert code is not None
     outcome: Literal["success", "failure"] = "success" if code == 0 else "failure"
     error = None if code == 0 else f"exited with code {code}"
     if code < 0:
         error = f"killed by signal {signal.Signals(-code).name}"
     return Result(outcome, exit_code=code, output=tail.text(), error=error)
-
-
-async def _drain(stream: asyncio.StreamReader, tail: Tail) -> None:
-    while chunk := await stream.read(65536):
-        tail.write(chunk)
 
 
 HANDLER = HandlerType("command", CommandArgs, run_command, CommandArgs.__doc__ or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import httpx
@@ -10,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 
 BODY_EXCERPT = 4096
+DEFAULT_TIMEOUT = 300.0  # seconds without progress, when the job declares no timeout
 
 
 class HttpArgs(HandlerArgs):
@@ -59,19 +61,25 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
         **args.headers,
     }
     payload = args.json_body
+    method = args.method
     if payload is None and args.body is None and ctx.payload is not None:
-        payload = ctx.payload  # a notifier sends the finished run's details
+        payload = ctx.payload  # a notifier sends the finished run's details...
+        if "method" not in args.model_fields_set:
+            method = "POST"  # ...as webhooks expect them, unless told otherwise
+    # The job's own timeout bounds the whole request (the runner cancels it); without one,
+    # a stalled server must not hold the job (and, with forbid, every later run) forever.
+    limit = None if ctx.timeout else DEFAULT_TIMEOUT
     try:
-        async with httpx.AsyncClient(timeout=None, follow_redirects=True) as client:
+        async with httpx.AsyncClient(timeout=limit, follow_redirects=True) as client:
             response = await client.request(
-                args.method,
+                method,
                 args.url,
                 headers=headers,
                 json=payload,
                 content=args.body.encode() if args.body is not None else None,
             )
     except httpx.HTTPError as exc:
-        return Result("failure", error=f"{type(exc).__name__}: {exc}")
+        return Result("failure", error=f"{type(exc).__name__}: {exc}{_root_cause(exc)}")
     ok = (
         response.status_code in args.expect_status
         if args.expect_status
@@ -88,6 +96,19 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
         output=output,
         error=f"HTTP {response.status_code}, expected {expected}",
     )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """What httpx's message hides: "All connection attempts failed" is refused, unreachable
+    or a failed name lookup, which only the innermost exception says."""
+    root = exc
+    while (inner := root.__cause__ or root.__context__) is not None:
+        root = inner
+    if isinstance(root, OSError) and root.errno and root.errno > 0:
+        detail = os.strerror(root.errno)
+    else:
+        detail = str(getattr(root, "strerror", None) or root)
+    return "" if root is exc or detail in str(exc) else f" ({detail})"
 
 
 HANDLER = HandlerType("http", HttpArgs, run_http, HttpArgs.__doc__ or "")
