@@ -72,9 +72,16 @@ class SchedulerGroup(click.Group):
     default=None,
     help="SQLAlchemy URL of the store (env SCHEDULER_DB) [default: sqlite:///scheduler.db].",
 )
+@click.option(
+    "--url",
+    envvar="SCHEDULER_URL",
+    default=None,
+    help="A running daemon's HTTP API (env SCHEDULER_URL, token from SCHEDULER_API_TOKEN): "
+    "plan, reconcile, jobs, history, trigger, pause and resume go through it.",
+)
 @click.version_option(__version__, prog_name="scheduler")
 @click.pass_context
-def cli(ctx: click.Context, jobs_dir: Path, db: str | None) -> None:
+def cli(ctx: click.Context, jobs_dir: Path, db: str | None, url: str | None) -> None:
     """Keep an APScheduler store in line with the YAML job files in a directory.
 
     \b
@@ -82,7 +89,7 @@ def cli(ctx: click.Context, jobs_dir: Path, db: str | None) -> None:
       scheduler validate            # check jobs.d/ before you commit
       scheduler --jobs-dir /etc/jobs.d preview --job nightly-backup
     """
-    ctx.obj = Settings(jobs_dir=jobs_dir, db_url=db)
+    ctx.obj = Settings(jobs_dir=jobs_dir, db_url=db, api_url=url.rstrip("/") if url else None)
 
 
 @cli.command()
@@ -248,14 +255,9 @@ def jobs(settings: Settings, output: str) -> None:
       scheduler jobs -o json | jq '.[] | select(.paused)'
     """
     from scheduler.render import jobs_text
-    from scheduler.service import list_jobs
-    from scheduler.store import Store
+    from scheduler.service import jobs_listing
 
-    store = Store(settings.db)
-    try:
-        listing = list_jobs(store)
-    finally:
-        store.close()
+    listing = jobs_listing(settings)
     if output == "json":
         _print_json(listing)
     else:
@@ -274,13 +276,36 @@ def jobs(settings: Settings, output: str) -> None:
     help="Seconds running jobs get to finish on SIGTERM before they are stopped.",
 )
 @click.option(
+    "--http",
+    "http",
+    envvar="SCHEDULER_HTTP",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve the HTTP API, status page and metrics (env SCHEDULER_HTTP); a bare PORT binds "
+    "127.0.0.1. Set SCHEDULER_API_TOKEN to require a bearer token.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one event per line with job id, run id, outcome, duration.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 @click.pass_obj
-def run(settings: Settings, allow_empty: bool, shutdown_grace: float, log_level: str) -> None:
+def run(
+    settings: Settings,
+    allow_empty: bool,
+    shutdown_grace: float,
+    http: str | None,
+    log_format: str,
+    log_level: str,
+) -> None:
     """Run the daemon: reconcile now and on every change under the jobs dir, run due jobs.
 
     SIGHUP reconciles; SIGTERM or Ctrl-C stops it. An invalid file is logged and changes
@@ -289,17 +314,21 @@ def run(settings: Settings, allow_empty: bool, shutdown_grace: float, log_level:
     \b
     Example:
       scheduler run
+      scheduler run --http 8080      # API, status page and /metrics on 127.0.0.1:8080
       SCHEDULER_DB=sqlite:////var/lib/scheduler/jobs.db scheduler --jobs-dir /etc/jobs.d run
     """
-    import logging
+    import os
 
+    from scheduler import logs
+    from scheduler.api import TOKEN_ENV, parse_bind
     from scheduler.daemon import run_daemon
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    token = os.environ.get(TOKEN_ENV) or None
+    bind = parse_bind(http, token) if http else None
+    logs.setup(log_level, log_format)
+    run_daemon(
+        settings, allow_empty=allow_empty, shutdown_grace=shutdown_grace, http=bind, token=token
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    run_daemon(settings, allow_empty=allow_empty, shutdown_grace=shutdown_grace)
 
 
 JOB_ID = click.argument("job_id", metavar="JOB")
@@ -402,15 +431,10 @@ def history(settings: Settings, job_id: str | None, limit: int, output: str) -> 
       scheduler history
       scheduler history weekly-export --limit 5 -o json
     """
-    from scheduler.history import list_runs
     from scheduler.render import history_text
-    from scheduler.store import Store
+    from scheduler.service import runs_listing
 
-    store = Store(settings.db)
-    try:
-        runs = list_runs(store, job_id, limit)
-    finally:
-        store.close()
+    runs = runs_listing(settings, job_id, limit)
     if output == "json":
         _print_json(runs)
     else:

@@ -9,11 +9,13 @@ import json
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from scheduler.apply import set_operator_pause
+from scheduler.client import call
 from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
 from scheduler.history import HistoryWriter, last_runs, list_runs
@@ -28,6 +30,8 @@ LOCK_WAIT_SECONDS = 30.0
 
 def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
     """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed)."""
+    if settings.api_url:
+        return dict(call(settings.api_url, "GET", "/plan")["details"])
     store = Store(settings.db)
     try:
         result = reconcile(store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty)
@@ -38,6 +42,8 @@ def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]
 
 def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
     """Apply the files to the store, or have the running daemon do it and report back."""
+    if settings.api_url:
+        return dict(call(settings.api_url, "POST", "/reconcile")["details"])
     paths = runtime_paths(settings.db)
     lock = WriterLock(paths.lock)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
@@ -81,10 +87,16 @@ def error_reply(exc: Exception) -> dict[str, Any]:
             "ok": False,
             "error": str(exc),
             "exit_code": exc.exit_code,
+            "kind": "InvalidJobFiles",
             "problems": [p.as_dict() for p in exc.problems],
         }
     code = exc.exit_code if isinstance(exc, SchedulerError) else 1
-    return {"ok": False, "error": str(exc), "exit_code": code}
+    return {
+        "ok": False,
+        "error": str(exc) or repr(exc),
+        "exit_code": code,
+        "kind": type(exc).__name__,
+    }
 
 
 def _iso(timestamp: float | None, zone: str) -> str | None:
@@ -136,9 +148,7 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
                 "state": state,
                 "source": row.source,
                 "last_outcome": last[row.id][0] if row.id in last else None,
-                "last_run_time": _iso(last[row.id][1], zone)
-                if row.id in last
-                else None,
+                "last_run_time": _iso(last[row.id][1], zone) if row.id in last else None,
             }
         )
     return jobs
@@ -147,6 +157,9 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
 def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
     """``trigger`` / ``pause`` / ``resume``: through the running daemon when there is one,
     else on the store directly (a trigger then runs the job in this process)."""
+    if settings.api_url:
+        reply = call(settings.api_url, "POST", f"/jobs/{quote(job_id, safe='')}/{op}")
+        return {**reply["result"], "via": "api"}
     paths = runtime_paths(settings.db)
     reply = ask(paths.socket, {"op": op, "job_id": job_id})
     if reply is not None:
@@ -196,3 +209,26 @@ def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
         "(and commit); the next reconcile removes it from the store. To stop it for now, "
         f"`scheduler pause {job_id}`"
     )
+
+
+def jobs_listing(settings: Settings) -> list[dict[str, Any]]:
+    """``scheduler jobs``: from the daemon's API with ``--url``, else from the store."""
+    if settings.api_url:
+        return list(call(settings.api_url, "GET", "/jobs")["jobs"])
+    store = Store(settings.db)
+    try:
+        return list_jobs(store)
+    finally:
+        store.close()
+
+
+def runs_listing(settings: Settings, job_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """``scheduler history``: from the daemon's API with ``--url``, else from the store."""
+    if settings.api_url:
+        path = f"/jobs/{quote(job_id, safe='')}/runs" if job_id else "/runs"
+        return list(call(settings.api_url, "GET", path, params={"limit": limit}))
+    store = Store(settings.db)
+    try:
+        return list_runs(store, job_id, limit)
+    finally:
+        store.close()

@@ -12,6 +12,7 @@ DEFAULT_DB_URL = "sqlite:///scheduler.db"
 class Settings:
     jobs_dir: Path = Path("jobs.d")
     db_url: str | None = None
+    api_url: str | None = None  # a daemon's HTTP API: act through it instead of the store
 
     @property
     def db(self) -> str:

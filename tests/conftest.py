@@ -6,11 +6,13 @@ import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from scheduler.cli import cli
+from tests.api_helpers import ApiDaemon, StartApi
 
 WriteJobs = Callable[..., Path]
 RunCli = Callable[..., Result]
@@ -101,3 +103,28 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     _reset_pg(url)
     yield url
     _reset_pg(url)
+
+
+@pytest.fixture
+def start_api(tmp_path: Path, jobs_dir: Path) -> Iterator[StartApi]:
+    """start_api(*run_options, env={...}) -> a daemon serving its API on 127.0.0.1:0."""
+    runtime = Path("/tmp") / f"sched-api-{os.getpid()}-{id(tmp_path)}"
+    runtime.mkdir(exist_ok=True)
+    started: list[ApiDaemon] = []
+
+    def start(*extra: str, env: dict[str, Any] | None = None) -> ApiDaemon:
+        daemon = ApiDaemon(
+            jobs_dir,
+            f"sqlite:///{tmp_path / 'store.db'}",
+            runtime,
+            tmp_path / "daemon.log",
+            ("--http", "127.0.0.1:0", *extra),
+            env,
+        )
+        started.append(daemon)
+        daemon.wait_ready()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()

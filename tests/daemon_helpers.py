@@ -64,14 +64,22 @@ def jobs(jobs_dir: Path, db_url: str) -> dict[str, dict[str, Any]]:
 class DaemonProcess:
     """One ``scheduler run`` subprocess with its stderr log in a file."""
 
-    def __init__(self, jobs_dir: Path, db_url: str, runtime_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        jobs_dir: Path,
+        db_url: str,
+        runtime_dir: Path,
+        log_path: Path,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.jobs_dir = jobs_dir
         self.db_url = db_url
-        self.env = daemon_env(runtime_dir)
+        self.env = {**daemon_env(runtime_dir), **(env or {})}
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                scheduler_argv(jobs_dir, db_url, "run"),
+                scheduler_argv(jobs_dir, db_url, "run", *extra),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,27 +21,7 @@ import pytest
 from scheduler.reconciler import reconcile
 from scheduler.store import Store
 from tests.conftest import WriteJobs
-from tests.daemon_helpers import DaemonProcess, scheduler_argv, wait_for
-
-
-class Daemon(DaemonProcess):
-    """A daemon started with extra `run` options."""
-
-    def __init__(
-        self, jobs_dir: Path, db_url: str, runtime: Path, log: Path, extra: tuple[str, ...]
-    ) -> None:
-        super().__init__(jobs_dir, db_url, runtime, log)
-        if extra:  # restart it with the options (the base class starts it plainly)
-            self.kill()
-            with log.open("ab") as out:
-                self.proc = subprocess.Popen(
-                    scheduler_argv(jobs_dir, db_url, "run", *extra),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=out,
-                    env=self.env,
-                    cwd=jobs_dir.parent,
-                )
+from tests.daemon_helpers import DaemonProcess, wait_for
 
 
 @pytest.fixture
@@ -50,10 +29,10 @@ def start_daemon(tmp_path: Path, jobs_dir: Path) -> Iterator[Any]:
     runtime = Path(os.environ.get("TMPDIR", "/tmp")) / f"sched-{os.getpid()}-{id(tmp_path)}"
     runtime.mkdir(exist_ok=True)
     db_url = f"sqlite:///{tmp_path / 'store.db'}"
-    started: list[Daemon] = []
+    started: list[DaemonProcess] = []
 
-    def start(*extra: str) -> Daemon:
-        daemon = Daemon(jobs_dir, db_url, runtime, tmp_path / "daemon.log", extra)
+    def start(*extra: str) -> DaemonProcess:
+        daemon = DaemonProcess(jobs_dir, db_url, runtime, tmp_path / "daemon.log", extra)
         started.append(daemon)
         daemon.wait_ready()
         return daemon

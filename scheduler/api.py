@@ -1,0 +1,382 @@
+"""The daemon's HTTP API, status page and metrics (FastAPI, served by uvicorn on the
+daemon's own event loop). Files stay the source of truth: jobs are listed, triggered,
+paused and resumed here, never created or deleted.
+
+It talks to the daemon only through the ``Control`` protocol, so it imports neither the
+daemon nor the reconciler. Caller: ``daemon`` (``--http``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from scheduler import __version__
+from scheduler.errors import SchedulerError
+from scheduler.history import list_runs
+from scheduler.metrics import CONTENT_TYPE, Metrics
+from scheduler.service import list_jobs
+from scheduler.settings import Settings
+from scheduler.store import Store
+
+TOKEN_ENV = "SCHEDULER_API_TOKEN"
+HTTP_ENV = "SCHEDULER_HTTP"
+TEMPLATES = Path(__file__).parent / "templates"
+STATUS_CODES = {"JobNotFound": 404, "InvalidJobFiles": 422, "EmptyJobsDir": 409}
+
+
+class Control(Protocol):
+    """What the API needs from the daemon."""
+
+    store: Store
+    settings: Settings
+    metrics: Metrics
+    last_reconcile: dict[str, Any]
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]: ...
+
+    def unhealthy(self) -> str | None: ...
+
+
+class BindError(SchedulerError):
+    """The HTTP address is unusable or unsafe."""
+
+
+def parse_bind(value: str, token: str | None) -> tuple[str, int]:
+    """``HOST:PORT`` or just ``PORT`` (then 127.0.0.1). A non-loopback address without an
+    API token is refused: it would hand the scheduler to anyone on the network."""
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        raise BindError(
+            f"--http {value!r}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080"
+        ) from None
+    if not token and not _loopback(host):
+        raise BindError(
+            f"refusing to serve the API on {host} without {TOKEN_ENV}: set a token, or bind "
+            "to 127.0.0.1"
+        )
+    return host, port
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Job(BaseModel):
+    id: str
+    description: str
+    schedule: str
+    handler: str
+    next_run_time: str | None
+    paused: bool
+    paused_by: str | None
+    state: str
+    source: str
+    last_outcome: str | None
+    last_run_time: str | None
+
+
+class JobDetail(Job):
+    spec: dict[str, Any]
+
+
+class Jobs(BaseModel):
+    jobs: list[Job]
+    total: int
+
+
+class Run(BaseModel):
+    run_id: str
+    job_id: str
+    scheduled_time: str | None
+    started_at: str
+    finished_at: str | None
+    outcome: str
+    exit_code: int | None
+    attempt: int
+    output_tail: str | None
+    error: str | None
+
+
+class Action(BaseModel):
+    id: str
+    result: dict[str, Any]
+
+
+class PlanOut(BaseModel):
+    add: list[str]
+    update: list[dict[str, Any]]
+    remove: list[str]
+    unchanged: list[str]
+    applied: bool | None = None
+    details: dict[str, Any] = Field(description="the plan with sources and field values")
+
+
+def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
+    if reply.get("ok"):
+        result: dict[str, Any] = reply["result"]
+        return result
+    status = STATUS_CODES.get(reply.get("kind", ""), 409)
+    detail: Any = reply.get("error", "failed")
+    if reply.get("problems"):
+        detail = {
+            "message": "invalid job files: nothing was changed",
+            "problems": reply["problems"],
+            "lines": [
+                f"{p['path']}:{p['line']}:{p['col']}: {p['message']}" for p in reply["problems"]
+            ],
+        }
+    raise HTTPException(status_code=status, detail=detail)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _control(request: Request) -> Control:
+    control: Control = request.app.state.control
+    return control
+
+
+def _authorize(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    token: str | None = request.app.state.token
+    if token is None:
+        return
+    given = creds.credentials if creds is not None else ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+Ctl = Annotated[Control, Depends(_control)]
+router = APIRouter(dependencies=[Depends(_authorize)])
+open_router = APIRouter()  # /healthz: for load balancers and probes, no token
+
+
+def _find(control: Control, job_id: str) -> dict[str, Any]:
+    for job in list_jobs(control.store):
+        if job["id"] == job_id:
+            return job
+    raise HTTPException(404, f"no job '{job_id}': GET /jobs lists them")
+
+
+@router.get("/jobs", response_model=Jobs)
+async def get_jobs(control: Ctl) -> dict[str, Any]:
+    listing = await asyncio.to_thread(list_jobs, control.store)
+    return {"jobs": listing, "total": len(listing)}
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail)
+async def get_job(control: Ctl, job_id: str) -> dict[str, Any]:
+    job = await asyncio.to_thread(_find, control, job_id)
+    stored = await asyncio.to_thread(control.store.stored_jobs)
+    return {**job, "spec": stored[job_id].canonical}
+
+
+@router.get("/jobs/{job_id}/runs", response_model=list[Run])
+async def get_runs(
+    control: Ctl, job_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[dict[str, Any]]:
+    await asyncio.to_thread(_find, control, job_id)
+    return await asyncio.to_thread(list_runs, control.store, job_id, limit)
+
+
+@router.get("/runs", response_model=list[Run])
+async def get_all_runs(
+    control: Ctl, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[dict[str, Any]]:
+    """Every job's runs, newest first."""
+    return await asyncio.to_thread(list_runs, control.store, None, limit)
+
+
+async def _act(control: Control, op: str, job_id: str) -> dict[str, Any]:
+    reply = await control.handle({"op": op, "job_id": job_id})
+    return {"id": job_id, "result": _raise_for(reply)}
+
+
+@router.post("/jobs/{job_id}/trigger", response_model=Action)
+async def trigger(control: Ctl, job_id: str) -> dict[str, Any]:
+    """Run the job now (its concurrency policy still applies)."""
+    return await _act(control, "trigger", job_id)
+
+
+@router.post("/jobs/{job_id}/pause", response_model=Action)
+async def pause(control: Ctl, job_id: str) -> dict[str, Any]:
+    """Pause until resumed; kept across reconciles and restarts."""
+    return await _act(control, "pause", job_id)
+
+
+@router.post("/jobs/{job_id}/resume", response_model=Action)
+async def resume(control: Ctl, job_id: str) -> dict[str, Any]:
+    return await _act(control, "resume", job_id)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=409,
+    responses={409: {"description": "jobs are removed by editing the file that declares them"}},
+)
+async def delete_job(control: Ctl, job_id: str) -> None:
+    job = await asyncio.to_thread(_find, control, job_id)
+    raise HTTPException(
+        409,
+        {
+            "message": f"job '{job_id}' is declared in {job['source']}: delete it from that file "
+            "(and commit); the next reconcile removes it",
+            "source": job["source"],
+        },
+    )
+
+
+async def _plan(control: Control, apply: bool) -> dict[str, Any]:
+    details = _raise_for(await control.handle({"op": "reconcile", "dry_run": not apply}))
+    return {
+        "add": [a["id"] for a in details["add"]],
+        "update": [
+            {"id": u["id"], "fields": [c["field"] for c in u["changes"]]} for u in details["update"]
+        ],
+        "remove": [r["id"] for r in details["remove"]],
+        "unchanged": details["unchanged"],
+        "applied": details.get("applied") if apply else None,
+        "details": details,
+    }
+
+
+@router.get("/plan", response_model=PlanOut)
+async def get_plan(control: Ctl) -> dict[str, Any]:
+    """What a reconcile would change now; changes nothing."""
+    return await _plan(control, apply=False)
+
+
+@router.post(
+    "/reconcile",
+    response_model=PlanOut,
+    responses={422: {"description": "an invalid job file: nothing was changed"}},
+)
+async def post_reconcile(control: Ctl) -> dict[str, Any]:
+    return await _plan(control, apply=True)
+
+
+@open_router.get("/healthz", responses={503: {"description": "unhealthy, with why"}})
+async def healthz(control: Ctl) -> JSONResponse:
+    problem = control.unhealthy()
+    if problem is None:
+        try:
+            await asyncio.to_thread(_ping, control.store)
+        except Exception as exc:
+            problem = f"the store does not answer: {type(exc).__name__}: {exc}"
+    if problem:
+        return JSONResponse({"detail": problem}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    return {"version": __version__}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(control: Ctl) -> Response:
+    """Prometheus text format."""
+    body = await asyncio.to_thread(control.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+_pages = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def _when(iso: str | None) -> str:
+    """ISO 8601 as people read it: to the second, offset kept."""
+    return datetime.fromisoformat(iso).isoformat(sep=" ", timespec="seconds") if iso else ""
+
+
+_pages.filters["when"] = _when
+
+
+def _render_status(control: Control) -> str:
+    strips: dict[str, list[dict[str, Any]]] = {}
+    for run in list_runs(control.store, None, limit=5000):
+        strip = strips.setdefault(run["job_id"], [])
+        if len(strip) < 20:
+            strip.append(run)
+    page: str = _pages.get_template("status.html").render(
+        jobs=list_jobs(control.store),
+        strips=strips,
+        reconcile=control.last_reconcile,
+        version=__version__,
+        jobs_dir=str(control.settings.jobs_dir),
+    )
+    return page
+
+
+@router.get("/", response_class=HTMLResponse)
+async def status_page(control: Ctl) -> HTMLResponse:
+    """A read-only status page that refreshes itself."""
+    return HTMLResponse(await asyncio.to_thread(_render_status, control))
+
+
+def create_app(control: Control, token: str | None = None) -> FastAPI:
+    """The API of one daemon. ``token`` defaults to $SCHEDULER_API_TOKEN."""
+    app = FastAPI(
+        title="scheduler",
+        version=__version__,
+        description="The API of a declarative job scheduler daemon. Job files are "
+        "the source of truth: jobs are not created or deleted here.",
+    )
+    app.state.control = control
+    app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    app.include_router(open_router)
+    app.include_router(router)
+    return app
+
+
+def _ping(store: Store) -> None:
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn on the daemon's own loop; the daemon keeps its signal handlers."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        super().__init__(
+            uvicorn.Config(
+                app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            )
+        )
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def bound_port(self) -> int:
+        port: int = self.servers[0].sockets[0].getsockname()[1]
+        return port

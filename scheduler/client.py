@@ -1,0 +1,42 @@
+"""The command line's way to a daemon's HTTP API (``--url`` / ``SCHEDULER_URL``), for a
+daemon on another host or in a cluster: the verbs that act go through the API instead of
+the local socket and store. Errors come back as the same exceptions as locally."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
+
+TOKEN_ENV = "SCHEDULER_API_TOKEN"
+
+
+class ApiError(SchedulerError):
+    """The daemon's API refused a request or could not be reached."""
+
+
+def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
+    token = os.environ.get(TOKEN_ENV)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+            response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ApiError(f"cannot reach the scheduler API at {base_url}: {exc}") from None
+    if response.status_code < 400:
+        return response.json()
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = response.text
+    if response.status_code == 422 and isinstance(detail, dict) and detail.get("problems"):
+        raise InvalidJobFiles(SpecProblem(**p) for p in detail["problems"])
+    if response.status_code == 404 and path.startswith("/jobs/"):
+        raise JobNotFound(path.split("/")[2])
+    if response.status_code == 401:
+        raise ApiError(f"{base_url} wants a token: set {TOKEN_ENV} to the daemon's token")
+    message = detail.get("message", detail) if isinstance(detail, dict) else detail
+    raise ApiError(f"{method} {path}: HTTP {response.status_code}: {message}")

@@ -1,0 +1,91 @@
+"""Prometheus metrics of one daemon, in a registry of its own (so tests can run several
+daemons in one process). The runner and the reconciler report to it through callbacks;
+gauges about the store are read when Prometheus scrapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from scheduler.history import RunRecord
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class _StoreGauges(Collector):
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stored, paused = self.counts()
+        yield GaugeMetricFamily("scheduler_jobs_stored", "Jobs in the store", value=stored)
+        yield GaugeMetricFamily(
+            "scheduler_jobs_paused", "Jobs paused (file or operator)", value=paused
+        )
+
+
+class Metrics:
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "scheduler_runs",
+            "Finished tries by job and outcome",
+            ["job", "outcome"],
+            registry=self.registry,
+        )
+        # No per-job label: 12 buckets for each of 10,000 jobs would cost more than the jobs.
+        self.duration = Histogram(
+            "scheduler_run_duration_seconds",
+            "Duration of tries",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.lag = Histogram(
+            "scheduler_start_lag_seconds",
+            "Delay between a run's scheduled time and its start",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.reconcile_time = Gauge(
+            "scheduler_last_reconcile_timestamp_seconds",
+            "When the last reconcile finished",
+            registry=self.registry,
+        )
+        self.reconcile_ok = Gauge(
+            "scheduler_last_reconcile_success",
+            "1 if the last reconcile applied, 0 if it was refused",
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "scheduler_reconcile_errors",
+            "Reconciles refused (invalid files, empty dir)",
+            registry=self.registry,
+        )
+        self.registry.register(_StoreGauges(counts))
+
+    def observe_run(self, record: RunRecord) -> None:
+        if record.outcome == "running":
+            return
+        self.runs.labels(record.job_id, record.outcome).inc()
+        if record.finished_at is not None and record.outcome not in ("skipped", "missed"):
+            self.duration.observe(record.finished_at - record.started_at)
+        if (
+            record.scheduled_time is not None
+            and record.attempt == 1
+            and record.outcome not in ("skipped", "missed")
+        ):
+            self.lag.observe(max(0.0, record.started_at - record.scheduled_time))
+
+    def observe_reconcile(self, ok: bool, finished_at: float) -> None:
+        self.reconcile_time.set(finished_at)
+        self.reconcile_ok.set(1 if ok else 0)
+        if not ok:
+            self.reconcile_errors.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
