@@ -24,7 +24,7 @@ from sqlalchemy import Connection, bindparam, select
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan, Stored
-from scheduler.spec import JobSpec
+from scheduler.spec import JobSpec, canonical_text
 from scheduler.store import CachedFile, Store
 from scheduler.triggers import build_trigger, describe_schedule
 
@@ -162,7 +162,7 @@ def summary(spec: JobSpec) -> dict[str, Any]:
 def _ours(job: DeclaredJob, operator_paused: bool, stamp: float) -> dict[str, Any]:
     return {
         "b_id": job.id,
-        "spec": json.dumps(job.canonical, sort_keys=True),
+        "spec": job.text or canonical_text(job.canonical),
         "fingerprint": job.fingerprint,
         "source": str(job.source),
         "operator_paused": operator_paused,

@@ -340,6 +340,7 @@ def _day_phrases(expr: CronExpression) -> list[str]:
     return ([days] if len(expr.days) < 31 else []) + ([weekdays] if len(expr.weekdays) < 7 else [])
 
 
+@lru_cache(maxsize=1024)
 def describe(expr: CronExpression) -> str:
     """Plain English like cron-descriptor, e.g. "At 09:00, Monday through Friday"; never raises."""
     try:

@@ -153,6 +153,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop_event.set)
         await self.reconcile("start-up")
         self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
+        release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap behind
         self.scheduler.start()
         self._builtin_cleanup()
         server = await control.serve(self.paths.socket, self.handle)
@@ -254,9 +255,6 @@ class Daemon:
                 self.scheduler.wakeup()
             self._log_result(why, result)
             self._reconciled({"ok": True, "why": why, **details})
-            if why == "start-up":
-                del result
-                release_memory()  # the first parse of 10,000 jobs leaves ~70 MB behind
             return {"ok": True, "result": details}
 
     def _reconciled(self, outcome: dict[str, Any]) -> None:
@@ -270,6 +268,14 @@ class Daemon:
 
     def _log_result(self, why: str, result: ReconcileResult) -> None:
         p = result.plan
+        counts = {
+            "added": len(p.add),
+            "updated": len(p.update),
+            "removed": len(p.remove),
+            "unchanged": len(p.unchanged),
+            "parsed_files": result.parsed_files,
+            "duration": round(result.seconds, 6),
+        }
         log.info(
             "reconcile (%s): %d added, %d updated, %d removed, %d unchanged; "
             "%d file(s) parsed in %.0f ms",
@@ -280,6 +286,7 @@ class Daemon:
             len(p.unchanged),
             result.parsed_files,
             result.seconds * 1000,
+            extra={"event": "reconcile", "trigger": why, **counts},
         )
         for job in p.add:
             log.info("  + %s (%s)", job.id, job.source)

@@ -58,6 +58,7 @@ def _bad(value: Any) -> ValueError:
     )
 
 
+@lru_cache(maxsize=1024)
 def format_duration(value: timedelta) -> str:
     """The canonical text of a duration, so equal durations fingerprint equally."""
     seconds = int(value.total_seconds())

@@ -27,6 +27,7 @@ from scheduler.spec import (
     JOB_ID_PATTERN,
     JobSpec,
     SpecModels,
+    canonical_text,
     default_models,
     fingerprint,
 )
@@ -69,11 +70,17 @@ class DeclaredJob:
     fingerprint: str
     source: Source
     parsed: JobSpec | None = field(default=None, compare=False, repr=False)
+    text: str = field(default="", compare=False, repr=False)  # canonical_text(canonical)
 
     @property
     def spec(self) -> JobSpec:
         if self.parsed is None:
-            object.__setattr__(self, "parsed", default_models().job.model_validate(self.canonical))
+            model = default_models().job
+            # From the JSON text when there is one: pydantic's JSON path is twice as fast.
+            spec = model.model_validate_json(self.text) if self.text else model.model_validate(
+                self.canonical
+            )
+            object.__setattr__(self, "parsed", spec)
         assert self.parsed is not None
         return self.parsed
 
@@ -97,6 +104,9 @@ class Document:
     problems: list[SpecProblem] = field(default_factory=list)
     # A job key filled in from the file's `defaults:` points back at where it was written.
     redirects: dict[Loc, Loc] = field(default_factory=dict)
+    _tables: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def problem(self, mark: Mark, message: str) -> SpecProblem:
         return SpecProblem(self.path, mark[0], mark[1], message)
@@ -110,7 +120,7 @@ class Document:
                 break
         key_node, node, depth = None, self.root, 0
         for step in loc:
-            child = _child(node, step)
+            child = self._child(node, step)
             if child is None:
                 break
             key_node, node, depth = child[0], child[1], depth + 1
@@ -121,14 +131,22 @@ class Document:
         return _mark(key_node) if key_node is not None else _mark(node)
 
 
-def _child(node: yaml.Node | None, step: str | int) -> tuple[yaml.Node | None, yaml.Node] | None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in _pairs(node):
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == step:
-                return key_node, value_node
-    elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-        return None, node.value[step]
-    return None
+    def _child(
+        self, node: yaml.Node | None, step: str | int
+    ) -> tuple[yaml.Node | None, yaml.Node] | None:
+        if isinstance(node, yaml.MappingNode):
+            # Indexed once per mapping: every job's source line is looked up in `jobs:`.
+            table = self._tables.get(id(node))
+            if table is None:
+                table = {}
+                for key_node, value_node in _pairs(node):
+                    if isinstance(key_node, yaml.ScalarNode):
+                        table.setdefault(key_node.value, (key_node, value_node))
+                self._tables[id(node)] = table
+            return table.get(step) if isinstance(step, str) else None
+        if isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            return None, node.value[step]
+        return None
 
 
 def _pairs(
@@ -343,7 +361,8 @@ class _Validator:
             return None
         source = Source(doc.path, *doc.mark_of(loc, key=True))
         canonical = spec.canonical()
-        return DeclaredJob(job_id, canonical, fingerprint(canonical), source, spec)
+        text = canonical_text(canonical)
+        return DeclaredJob(job_id, canonical, fingerprint(canonical, text), source, spec, text)
 
     def _report(self, doc: Document, prefix: Loc, errors: list[ErrorDetails]) -> None:
         taken = {(p.line, p.col) for p in doc.problems}

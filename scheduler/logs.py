@@ -4,8 +4,11 @@ duration, counts of a reconcile) become top-level keys."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,17 +26,35 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class _Deferred(logging.handlers.QueueHandler):
+    """Hands records to a thread as they are: formatting and writing happen there, not on
+    the event loop that starts jobs (a log line per run cost more than starting it)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info:  # tracebacks do not survive the hand-over; render them now
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
 def setup(level: str, fmt: str) -> None:
+    """Route every log record through a queue to one writer thread (stderr)."""
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    atexit.register(listener.stop)  # flushes what is queued when the daemon exits
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Deferred(records)]
     root.setLevel(level.upper())
     for noisy in ("apscheduler", "watchfiles", "uvicorn.error", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -4,6 +4,7 @@ gauges about the store are read when Prometheus scrapes."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -13,6 +14,7 @@ from prometheus_client.registry import Collector
 from scheduler.history import RunRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PENDING_LIMIT = 5000
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -32,6 +34,7 @@ class _StoreGauges(Collector):
 class Metrics:
     def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
         self.registry = CollectorRegistry()
+        self.pending: deque[RunRecord] = deque()
         self.runs = Counter(
             "scheduler_runs",
             "Finished tries by job and outcome",
@@ -69,8 +72,19 @@ class Metrics:
         self.registry.register(_StoreGauges(counts))
 
     def observe_run(self, record: RunRecord) -> None:
+        """Called on the runner's hot path: only queue the record; Prometheus' locks and
+        label lookups are paid when it scrapes (or every few thousand runs)."""
         if record.outcome == "running":
             return
+        self.pending.append(record)
+        if len(self.pending) >= PENDING_LIMIT:
+            self._drain()
+
+    def _drain(self) -> None:
+        while self.pending:
+            self._count(self.pending.popleft())
+
+    def _count(self, record: RunRecord) -> None:
         self.runs.labels(record.job_id, record.outcome).inc()
         if record.finished_at is not None and record.outcome not in ("skipped", "missed"):
             self.duration.observe(record.finished_at - record.started_at)
@@ -88,4 +102,5 @@ class Metrics:
             self.reconcile_errors.inc()
 
     def render(self) -> bytes:
+        self._drain()
         return generate_latest(self.registry)

@@ -9,9 +9,12 @@ reconcile of 10,000 jobs costs reading and hashing the files. Callers: the ``pla
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,14 +75,40 @@ def cache_version() -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+PARALLEL_MIN_FILES = 16
+
+
+def _load_lean(path: str, text: str) -> FileResult:
+    """``load_text`` in a worker process: the pydantic models stay behind (the parent
+    rebuilds those it needs from the canonical dicts, cheaper than pickling them)."""
+    result = load_text(path, text)
+    return replace(result, jobs=tuple(replace(job, parsed=None) for job in result.jobs))
+
+
+def _parse_all(pending: list[tuple[str, str]], workers: int) -> list[FileResult]:
+    """Parse and validate files, across ``workers`` forked processes when there are many
+    (a cold start of 10,000 jobs is mostly YAML parsing and validation)."""
+    if workers < 2 or len(pending) < PARALLEL_MIN_FILES or sys.platform == "win32":
+        return [load_text(path, text) for path, text in pending]
+    context = multiprocessing.get_context("fork")  # the parent's imports and models, for free
+    chunk = max(1, len(pending) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        paths, texts = zip(*pending, strict=True)
+        return list(pool.map(_load_lean, paths, texts, chunksize=chunk))
+
+
 def load_desired(
-    jobs_dir: Path, cache: Mapping[str, CachedFile], reparse: frozenset[str] = frozenset()
+    jobs_dir: Path,
+    cache: Mapping[str, CachedFile],
+    reparse: frozenset[str] = frozenset(),
+    *,
+    workers: int = 1,
 ) -> Loaded:
     """Load the jobs dir, re-parsing only files whose content changed since the cache."""
     version = cache_version()
-    results: list[FileResult] = []
-    put: dict[str, CachedFile] = {}
-    parsed = 0
+    results: list[FileResult | None] = []
+    pending: list[tuple[str, str]] = []
+    slots: list[int] = []
     paths = job_files(jobs_dir) if jobs_dir.exists() else []
     with gc_paused():
         for path in paths:
@@ -95,19 +124,24 @@ def load_desired(
             if hit and hit.digest == digest and hit.version == version and key not in reparse:
                 results.append(_from_cache(key, hit))
                 continue
-            parsed += 1
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 problem = SpecProblem(key, 1, 1, f"job files must be UTF-8: {exc}")
                 results.append(FileResult(key, digest, (), (problem,)))
                 continue
-            result = load_text(key, text)
-            results.append(result)
-            put[key] = CachedFile(digest, version, [_cache_entry(j) for j in result.jobs])
-        state = combine(results)  # raises InvalidJobFiles with every problem
+            slots.append(len(results))
+            pending.append((key, text))
+            results.append(None)  # filled in below, in file order
+        put: dict[str, CachedFile] = {}
+        for slot, result in zip(slots, _parse_all(pending, workers), strict=True):
+            results[slot] = result
+            put[result.path] = CachedFile(
+                result.digest, version, [_cache_entry(j) for j in result.jobs]
+            )
+        state = combine(r for r in results if r is not None)  # raises with every problem
     drop = frozenset(cache) - set(state.files)
-    return Loaded(state.jobs, FileCacheUpdate(put, drop), parsed)
+    return Loaded(state.jobs, FileCacheUpdate(put, drop), len(pending))
 
 
 def _cache_entry(job: DeclaredJob) -> dict[str, Any]:
@@ -134,6 +168,7 @@ def reconcile(
     dry_run: bool = False,
     allow_empty: bool = False,
     now: datetime | None = None,
+    workers: int = 1,
 ) -> ReconcileResult:
     """Make the store match the files, or raise without changing anything.
 
@@ -145,7 +180,7 @@ def reconcile(
         stored = store.stored_jobs(conn)
         cache = store.file_cache(conn)
     with gc_paused():
-        loaded = load_desired(jobs_dir, cache)
+        loaded = load_desired(jobs_dir, cache, workers=workers)
         # A job known only by fingerprint that the store does not hold as such (a store
         # edited behind our back): parse its file after all, to have its spec.
         stale = frozenset(
@@ -155,14 +190,15 @@ def reconcile(
             and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
         )
         if stale:
-            loaded = load_desired(jobs_dir, cache, reparse=stale)
+            loaded = load_desired(jobs_dir, cache, reparse=stale, workers=workers)
     if not loaded.jobs and stored and not allow_empty:
         raise EmptyJobsDir(jobs_dir, len(stored))
     result_plan = plan(loaded.jobs, stored)
     cache_changed = bool(loaded.cache.put or loaded.cache.drop)
     applied = False
     if not dry_run and (result_plan.has_changes or result_plan.moved or cache_changed):
-        apply_plan(store, result_plan, loaded.cache, now or datetime.now(UTC), cache_version())
+        with gc_paused():  # ~20 short-lived objects per job written, none in cycles
+            apply_plan(store, result_plan, loaded.cache, now or datetime.now(UTC), cache_version())
         applied = True
     return ReconcileResult(result_plan, applied, loaded.parsed_files, time.perf_counter() - started)
 

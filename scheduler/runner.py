@@ -10,7 +10,6 @@ Callers: the daemon (scheduled runs, ``trigger``) and ``scheduler trigger`` with
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import traceback
@@ -84,10 +83,12 @@ class Runner:
         if entry is None:
             return None
         if entry.parsed is None:
-            raw = entry.canonical
-            entry.parsed = self._models().job.model_validate(
-                json.loads(raw) if isinstance(raw, str) else raw
-            )
+            raw, model = entry.canonical, self._models().job
+            # Straight from the stored JSON text: half the cost of json.loads + validate.
+            if isinstance(raw, str):
+                entry.parsed = model.model_validate_json(raw)
+            else:
+                entry.parsed = model.model_validate(raw)
         return entry.parsed
 
     def _models(self) -> SpecModels:
@@ -172,7 +173,7 @@ class Runner:
             job_id,
             outcome,
             error,
-            extra={"job_id": job_id, "run_id": record.run_id, "outcome": outcome},
+            extra={"event": "run", "job_id": job_id, "run_id": record.run_id, "outcome": outcome},
         )
         return error
 
@@ -279,6 +280,7 @@ class Runner:
             record.outcome,
             duration,
             extra={
+                "event": "run",
                 "job_id": record.job_id,
                 "run_id": record.run_id,
                 "attempt": record.attempt,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from scheduler.settings import Settings
 from scheduler.store import Store
 
 LOCK_WAIT_SECONDS = 30.0
+WORKERS = min(4, os.cpu_count() or 1)  # the command line parses many files in parallel
 
 
 def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -34,7 +36,9 @@ def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]
         return dict(call(settings.api_url, "GET", "/plan")["details"])
     store = Store(settings.db)
     try:
-        result = reconcile(store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty)
+        result = reconcile(
+            store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty, workers=WORKERS
+        )
     finally:
         store.close()
     return plan_details(result.plan)
@@ -60,7 +64,9 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     try:
         store = Store(settings.db)
         try:
-            result = reconcile(store, settings.jobs_dir, allow_empty=allow_empty)
+            result = reconcile(
+                store, settings.jobs_dir, allow_empty=allow_empty, workers=WORKERS
+            )
         finally:
             store.close()
     finally:
@@ -133,9 +139,9 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
         state = "scheduled"
         if paused_by:
             state = "paused"
-        elif row.aps_id is None:
+        elif row.next_run_time is None:  # a spent trigger: dropped, or never to fire again
             ended = info["end"] is not None and info["end"] <= now
-            state = "ended" if ended else "finished"  # APScheduler drops spent triggers
+            state = "ended" if ended else "finished"
         jobs.append(
             {
                 "id": row.id,

@@ -207,8 +207,13 @@ class Defaults(Strict):
         return None if value is None else check_timezone(value)
 
 
-def fingerprint(canonical: dict[str, Any]) -> str:
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def canonical_text(canonical: dict[str, Any]) -> str:
+    """The one JSON text of a normalized spec: what is stored, and what is fingerprinted."""
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(canonical: dict[str, Any], text: str | None = None) -> str:
+    text = canonical_text(canonical) if text is None else text
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from scheduler.cli import cli
 from tests.api_helpers import ApiDaemon, StartApi
+from tests.daemon_helpers import DaemonProcess
 
 WriteJobs = Callable[..., Path]
+StartDaemon = Callable[..., DaemonProcess]
 RunCli = Callable[..., Result]
 
 
@@ -106,25 +110,53 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def start_api(tmp_path: Path, jobs_dir: Path) -> Iterator[StartApi]:
-    """start_api(*run_options, env={...}) -> a daemon serving its API on 127.0.0.1:0."""
-    runtime = Path("/tmp") / f"sched-api-{os.getpid()}-{id(tmp_path)}"
-    runtime.mkdir(exist_ok=True)
-    started: list[ApiDaemon] = []
+def runtime_dir() -> Iterator[Path]:
+    """A short per-test ``$XDG_RUNTIME_DIR``: the lock and the Unix socket (< 100 chars)."""
+    path = Path(tempfile.mkdtemp(prefix="sd-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
-    def start(*extra: str, env: dict[str, Any] | None = None) -> ApiDaemon:
-        daemon = ApiDaemon(
-            jobs_dir,
-            f"sqlite:///{tmp_path / 'store.db'}",
-            runtime,
-            tmp_path / "daemon.log",
-            ("--http", "127.0.0.1:0", *extra),
-            env,
-        )
+
+@pytest.fixture
+def start_daemon(
+    jobs_dir: Path, db_url: str, runtime_dir: Path, tmp_path: Path
+) -> Iterator[StartDaemon]:
+    """start_daemon(*run_options, env=..., ready=True) -> a running daemon on this test's
+    jobs dir and store; every daemon started is stopped (SIGTERM, then SIGKILL) at the end."""
+    started: list[DaemonProcess] = []
+
+    def start(
+        *extra: str,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        kind: type[DaemonProcess] = DaemonProcess,
+    ) -> DaemonProcess:
+        log = tmp_path / f"daemon-{len(started)}.log"
+        daemon = kind(jobs_dir, db_url, runtime_dir, log, extra, env)
         started.append(daemon)
-        daemon.wait_ready()
+        if ready:
+            daemon.wait_ready()
         return daemon
 
     yield start
+    hung = []
     for daemon in started:
-        daemon.kill()
+        try:
+            daemon.stop(signal.SIGTERM)
+        except AssertionError as exc:
+            hung.append(str(exc))
+        finally:
+            daemon.kill()
+    assert not hung, "\n".join(hung)
+
+
+@pytest.fixture
+def start_api(start_daemon: StartDaemon) -> StartApi:
+    """start_api(*run_options, env={...}) -> a daemon serving its API on 127.0.0.1:0."""
+
+    def start(*extra: str, env: dict[str, str] | None = None) -> ApiDaemon:
+        daemon = start_daemon("--http", "127.0.0.1:0", *extra, env=env, kind=ApiDaemon)
+        assert isinstance(daemon, ApiDaemon)
+        return daemon
+
+    return start

@@ -24,6 +24,7 @@ from scheduler.history import HistoryWriter, list_runs
 from scheduler.runner import Runner
 from scheduler.spec import models_for
 from scheduler.store import Store
+from tests.daemon_helpers import wait_for
 
 T = TypeVar("T")
 
@@ -92,17 +93,6 @@ async def wait_for_async(
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(STEP)
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE) -> T:
-    end = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(STEP)
 
 
 @contextlib.asynccontextmanager

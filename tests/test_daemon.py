@@ -15,19 +15,16 @@ import re
 import shutil
 import signal
 import statistics
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import cli
-from tests.conftest import WriteJobs, simple_job
+from tests.conftest import StartDaemon, WriteJobs, simple_job
 from tests.daemon_helpers import DEADLINE, DaemonProcess, jobs, wait_for
-
-StartDaemon = Callable[..., DaemonProcess]
 
 HOURLY_INTERVAL = "schedule: {interval: 1h}"  # re-adding it would move its next run time
 
@@ -40,42 +37,6 @@ def interval_job(job_id: str, extra: str = "") -> str:
         '    run: {type: command, command: ["true"]}\n'
         f"{extra}"
     )
-
-
-@pytest.fixture
-def runtime_dir() -> Iterator[Path]:
-    """A short per-test ``$XDG_RUNTIME_DIR``: the lock and the Unix socket (< 100 chars)."""
-    path = Path(tempfile.mkdtemp(prefix="sd-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def start_daemon(
-    jobs_dir: Path, db_url: str, runtime_dir: Path, tmp_path: Path
-) -> Iterator[StartDaemon]:
-    """start_daemon() -> a running daemon on this test's jobs dir and store; every daemon
-    started is stopped (SIGTERM, then SIGKILL) when the test ends."""
-    started: list[DaemonProcess] = []
-
-    def start(*, ready: bool = True) -> DaemonProcess:
-        log = tmp_path / f"daemon-{len(started)}.log"
-        daemon = DaemonProcess(jobs_dir, db_url, runtime_dir, log)
-        started.append(daemon)
-        if ready:
-            daemon.wait_ready()
-        return daemon
-
-    yield start
-    hung = []
-    for daemon in started:
-        try:
-            daemon.stop(signal.SIGTERM)
-        except AssertionError as exc:
-            hung.append(str(exc))
-        finally:
-            daemon.kill()
-    assert not hung, "\n".join(hung)
 
 
 def wait_jobs(

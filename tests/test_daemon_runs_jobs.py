@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,26 +19,8 @@ import pytest
 
 from scheduler.reconciler import reconcile
 from scheduler.store import Store
-from tests.conftest import WriteJobs
+from tests.conftest import StartDaemon, WriteJobs
 from tests.daemon_helpers import DaemonProcess, wait_for
-
-
-@pytest.fixture
-def start_daemon(tmp_path: Path, jobs_dir: Path) -> Iterator[Any]:
-    runtime = Path(os.environ.get("TMPDIR", "/tmp")) / f"sched-{os.getpid()}-{id(tmp_path)}"
-    runtime.mkdir(exist_ok=True)
-    db_url = f"sqlite:///{tmp_path / 'store.db'}"
-    started: list[DaemonProcess] = []
-
-    def start(*extra: str) -> DaemonProcess:
-        daemon = DaemonProcess(jobs_dir, db_url, runtime, tmp_path / "daemon.log", extra)
-        started.append(daemon)
-        daemon.wait_ready()
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.kill()
 
 
 def history(daemon: DaemonProcess, *args: str) -> list[dict[str, Any]]:
@@ -50,7 +31,7 @@ def history(daemon: DaemonProcess, *args: str) -> list[dict[str, Any]]:
 
 
 def test_trigger_pause_resume_and_history_against_a_running_daemon(
-    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+    start_daemon: StartDaemon, write_jobs: WriteJobs, tmp_path: Path
 ) -> None:
     write_jobs(
         "a.yaml",
@@ -102,7 +83,7 @@ jobs:
 
 
 def test_missed_runs_after_downtime_follow_the_misfire_policy(
-    start_daemon: Any, write_jobs: WriteJobs, jobs_dir: Path, tmp_path: Path
+    start_daemon: StartDaemon, write_jobs: WriteJobs, jobs_dir: Path, db_url: str
 ) -> None:
     write_jobs(
         "a.yaml",
@@ -127,7 +108,7 @@ jobs:
     if to_boundary < 20:
         time.sleep(to_boundary + 1)
     # The store as a daemon left it an hour ago: every job's next run is long past.
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store = Store(db_url)
     went_down = datetime.now(UTC) - timedelta(hours=1)
     reconcile(store, jobs_dir, now=went_down)
     store.close()
@@ -153,7 +134,7 @@ jobs:
 
 
 def test_a_run_cut_short_by_a_crash_is_marked_interrupted(
-    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+    start_daemon: StartDaemon, write_jobs: WriteJobs, tmp_path: Path
 ) -> None:
     pidfile = tmp_path / "child.pid"
     write_jobs(
@@ -181,7 +162,7 @@ jobs:
 
 
 def test_sigterm_stops_running_jobs_after_the_grace_and_records_them(
-    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+    start_daemon: StartDaemon, write_jobs: WriteJobs, tmp_path: Path
 ) -> None:
     pidfile = tmp_path / "child.pid"
     write_jobs(
@@ -207,7 +188,7 @@ jobs:
 
 
 def test_a_locked_store_delays_due_jobs_but_does_not_stop_the_scheduler(
-    start_daemon: Any, write_jobs: WriteJobs, tmp_path: Path
+    start_daemon: StartDaemon, write_jobs: WriteJobs, db_url: str
 ) -> None:
     write_jobs(
         "a.yaml",
@@ -224,7 +205,7 @@ jobs:
     locked, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:  # another connection holds the write lock past our busy timeout
-        conn = sqlite3.connect(tmp_path / "store.db", timeout=30, isolation_level=None)
+        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=30, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         locked.set()
         release.wait(30)

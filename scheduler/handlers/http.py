@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field, field_validator, model_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
@@ -54,6 +53,8 @@ class HttpArgs(HandlerArgs):
 
 async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
     """One request; the job's ``timeout`` bounds it (the runner cancels it)."""
+    import httpx  # only when a request is made: job files are validated without it
+
     headers = {
         "User-Agent": "declarative-scheduler",
         "X-Scheduler-Job-Id": ctx.job_id,
