@@ -107,8 +107,11 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
             writer.close()
 
     path.unlink(missing_ok=True)
-    server = await asyncio.start_unix_server(on_client, path=str(path))
-    path.chmod(0o600)
+    old_mask = os.umask(0o177)  # created 0600: no moment where others could connect
+    try:
+        server = await asyncio.start_unix_server(on_client, path=str(path))
+    finally:
+        os.umask(old_mask)
     return server
 
 

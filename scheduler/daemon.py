@@ -12,6 +12,7 @@ import ctypes
 import gc
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -49,6 +50,7 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
 STORE_RETRY_SECONDS = 1.0
+PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
 def release_memory() -> None:
@@ -221,7 +223,12 @@ class Daemon:
     def _reconcile_sync(self, allow_empty: bool, dry_run: bool) -> ReconcileResult:
         with self._apply_guard():
             return reconcile(
-                self.store, self.settings.jobs_dir, allow_empty=allow_empty, dry_run=dry_run
+                self.store,
+                self.settings.jobs_dir,
+                allow_empty=allow_empty,
+                dry_run=dry_run,
+                workers=PARSE_WORKERS,
+                start="spawn",
             )
 
     async def reconcile(

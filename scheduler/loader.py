@@ -26,6 +26,7 @@ from scheduler.errors import InvalidJobFiles, SpecProblem
 from scheduler.spec import (
     JOB_ID_PATTERN,
     JobSpec,
+    Schedule,
     SpecModels,
     canonical_text,
     default_models,
@@ -71,18 +72,33 @@ class DeclaredJob:
     source: Source
     parsed: JobSpec | None = field(default=None, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # canonical_text(canonical)
+    schedule_model: Schedule | None = field(default=None, compare=False, repr=False)
 
     @property
     def spec(self) -> JobSpec:
         if self.parsed is None:
             model = default_models().job
             # From the JSON text when there is one: pydantic's JSON path is twice as fast.
-            spec = model.model_validate_json(self.text) if self.text else model.model_validate(
-                self.canonical
+            spec = (
+                model.model_validate_json(self.text)
+                if self.text
+                else model.model_validate(self.canonical)
             )
             object.__setattr__(self, "parsed", spec)
         assert self.parsed is not None
         return self.parsed
+
+    @property
+    def schedule(self) -> Schedule:
+        """Only the schedule, without validating the whole spec again (the apply of a cold
+        start needs just this, and the options it reads from ``canonical``)."""
+        if self.parsed is not None:
+            return self.parsed.schedule
+        if self.schedule_model is None:
+            schedule = Schedule.model_validate(self.canonical["schedule"])
+            object.__setattr__(self, "schedule_model", schedule)
+        assert self.schedule_model is not None
+        return self.schedule_model
 
     @property
     def from_cache(self) -> bool:
@@ -129,7 +145,6 @@ class Document:
         if depth == len(loc) and not key:
             return _mark(node)
         return _mark(key_node) if key_node is not None else _mark(node)
-
 
     def _child(
         self, node: yaml.Node | None, step: str | int

@@ -44,6 +44,12 @@ class _Deferred(logging.handlers.QueueHandler):
 
 def setup(level: str, fmt: str) -> None:
     """Route every log record through a queue to one writer thread (stderr)."""
+    # Documented switches for what the formats never show: the caller's file and line
+    # (a stack walk per record) and thread/process names.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

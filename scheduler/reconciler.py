@@ -85,12 +85,14 @@ def _load_lean(path: str, text: str) -> FileResult:
     return replace(result, jobs=tuple(replace(job, parsed=None) for job in result.jobs))
 
 
-def _parse_all(pending: list[tuple[str, str]], workers: int) -> list[FileResult]:
-    """Parse and validate files, across ``workers`` forked processes when there are many
-    (a cold start of 10,000 jobs is mostly YAML parsing and validation)."""
+def _parse_all(pending: list[tuple[str, str]], workers: int, start: str) -> list[FileResult]:
+    """Parse and validate files across ``workers`` processes when there are many (a cold
+    start of 10,000 jobs is mostly YAML parsing and validation, and what it allocates stays
+    with the worker). ``start``: "fork" (the command line: the parent's imports for free) or
+    "spawn" (the daemon, whose other threads make forking unsafe)."""
     if workers < 2 or len(pending) < PARALLEL_MIN_FILES or sys.platform == "win32":
         return [load_text(path, text) for path, text in pending]
-    context = multiprocessing.get_context("fork")  # the parent's imports and models, for free
+    context = multiprocessing.get_context(start)
     chunk = max(1, len(pending) // (workers * 4))
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         paths, texts = zip(*pending, strict=True)
@@ -103,6 +105,7 @@ def load_desired(
     reparse: frozenset[str] = frozenset(),
     *,
     workers: int = 1,
+    start: str = "fork",
 ) -> Loaded:
     """Load the jobs dir, re-parsing only files whose content changed since the cache."""
     version = cache_version()
@@ -134,7 +137,7 @@ def load_desired(
             pending.append((key, text))
             results.append(None)  # filled in below, in file order
         put: dict[str, CachedFile] = {}
-        for slot, result in zip(slots, _parse_all(pending, workers), strict=True):
+        for slot, result in zip(slots, _parse_all(pending, workers, start), strict=True):
             results[slot] = result
             put[result.path] = CachedFile(
                 result.digest, version, [_cache_entry(j) for j in result.jobs]
@@ -169,6 +172,7 @@ def reconcile(
     allow_empty: bool = False,
     now: datetime | None = None,
     workers: int = 1,
+    start: str = "fork",
 ) -> ReconcileResult:
     """Make the store match the files, or raise without changing anything.
 
@@ -180,7 +184,7 @@ def reconcile(
         stored = store.stored_jobs(conn)
         cache = store.file_cache(conn)
     with gc_paused():
-        loaded = load_desired(jobs_dir, cache, workers=workers)
+        loaded = load_desired(jobs_dir, cache, workers=workers, start=start)
         # A job known only by fingerprint that the store does not hold as such (a store
         # edited behind our back): parse its file after all, to have its spec.
         stale = frozenset(
@@ -190,7 +194,7 @@ def reconcile(
             and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
         )
         if stale:
-            loaded = load_desired(jobs_dir, cache, reparse=stale, workers=workers)
+            loaded = load_desired(jobs_dir, cache, reparse=stale, workers=workers, start=start)
     if not loaded.jobs and stored and not allow_empty:
         raise EmptyJobsDir(jobs_dir, len(stored))
     result_plan = plan(loaded.jobs, stored)

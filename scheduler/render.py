@@ -15,7 +15,7 @@ def plan_details(plan: Plan[DeclaredJob], applied: bool | None = None) -> dict[s
     """Everything needed to print a plan, JSON-safe."""
     details: dict[str, Any] = {
         "add": [
-            {"id": j.id, "source": str(j.source), "schedule": describe_schedule(j.spec.schedule)}
+            {"id": j.id, "source": str(j.source), "schedule": describe_schedule(j.schedule)}
             for j in plan.add
         ],
         "update": [

@@ -64,9 +64,7 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     try:
         store = Store(settings.db)
         try:
-            result = reconcile(
-                store, settings.jobs_dir, allow_empty=allow_empty, workers=WORKERS
-            )
+            result = reconcile(store, settings.jobs_dir, allow_empty=allow_empty, workers=WORKERS)
         finally:
             store.close()
     finally:
