@@ -29,6 +29,14 @@ OUTPUT = click.option(
 )
 
 
+ALLOW_EMPTY = click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Allow removing every stored job when no file declares one (refused by default: "
+    "an empty directory is more often a broken mount than an intent).",
+)
+
+
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
@@ -190,9 +198,7 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
 
 
 @cli.command()
-@click.option(
-    "--allow-empty", is_flag=True, help="Plan removing every job if no file declares one."
-)
+@ALLOW_EMPTY
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -218,9 +224,7 @@ def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only print the plan (same as `scheduler plan`).")
-@click.option(
-    "--allow-empty", is_flag=True, help="Allow removing every job when no file declares one."
-)
+@ALLOW_EMPTY
 @OUTPUT
 @click.pass_obj
 def reconcile(settings: Settings, dry_run: bool, allow_empty: bool, output: str) -> None:
@@ -265,9 +269,7 @@ def jobs(settings: Settings, output: str) -> None:
 
 
 @cli.command()
-@click.option(
-    "--allow-empty", is_flag=True, help="Allow removing every job when no file declares one."
-)
+@ALLOW_EMPTY
 @click.option(
     "--shutdown-grace",
     default=10.0,
@@ -317,18 +319,20 @@ def run(
       scheduler run --http 8080      # API, status page and /metrics on 127.0.0.1:8080
       SCHEDULER_DB=sqlite:////var/lib/scheduler/jobs.db scheduler --jobs-dir /etc/jobs.d run
     """
+    import asyncio
     import os
 
     from scheduler import logs
     from scheduler.api import TOKEN_ENV, parse_bind
-    from scheduler.daemon import run_daemon
+    from scheduler.daemon import Daemon
 
     token = os.environ.get(TOKEN_ENV) or None
     bind = parse_bind(http, token) if http else None
     logs.setup(log_level, log_format)
-    run_daemon(
+    daemon = Daemon(
         settings, allow_empty=allow_empty, shutdown_grace=shutdown_grace, http=bind, token=token
     )
+    asyncio.run(daemon.run())
 
 
 JOB_ID = click.argument("job_id", metavar="JOB")

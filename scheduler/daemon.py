@@ -369,17 +369,3 @@ class Daemon:
             rows = conn.execute(select(jobs.c.operator_paused, jobs.c.summary)).all()
         paused = sum(1 for r in rows if r.operator_paused or json.loads(r.summary).get("paused"))
         return len(rows), paused
-
-
-def run_daemon(
-    settings: Settings,
-    *,
-    allow_empty: bool = False,
-    shutdown_grace: float = 10.0,
-    http: tuple[str, int] | None = None,
-    token: str | None = None,
-) -> None:
-    daemon = Daemon(
-        settings, allow_empty=allow_empty, shutdown_grace=shutdown_grace, http=http, token=token
-    )
-    asyncio.run(daemon.run())

@@ -147,46 +147,32 @@ def test_a_token_guards_every_endpoint_but_healthz(
 
 
 def test_a_public_bind_without_a_token_is_refused(tmp_path: Path, jobs_dir: Path) -> None:
+    def run(bind: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scheduler",
+                "--jobs-dir",
+                str(jobs_dir),
+                "--db",
+                f"sqlite:///{tmp_path / 's.db'}",
+                "run",
+                "--http",
+                bind,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
     started = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scheduler",
-            "--jobs-dir",
-            str(jobs_dir),
-            "--db",
-            f"sqlite:///{tmp_path / 's.db'}",
-            "run",
-            "--http",
-            "0.0.0.0:0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == 1
-    assert "refusing to serve the API on 0.0.0.0 without SCHEDULER_API_TOKEN" in proc.stderr
-    assert time.monotonic() - started < 20
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scheduler",
-            "--jobs-dir",
-            str(jobs_dir),
-            "--db",
-            f"sqlite:///{tmp_path / 's.db'}",
-            "run",
-            "--http",
-            "localhost:http",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    public = run("0.0.0.0:0")
+    assert public.returncode == 1
+    assert "refusing to serve the API on 0.0.0.0 without SCHEDULER_API_TOKEN" in public.stderr
+    assert time.monotonic() - started < 20  # refused at start-up, before any work
+    bad = run("localhost:http")
     assert bad.returncode == 1 and "expected HOST:PORT or PORT" in bad.stderr
 
 
