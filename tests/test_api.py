@@ -91,6 +91,9 @@ def test_plan_and_reconcile_and_an_invalid_file(
             "'FOO' (use SUN-SAT or 0-7)"
         ]
         assert api.get("/plan").status_code == 422
+        metrics = api.get("/metrics").text
+        assert "scheduler_reconcile_errors_total 1.0" in metrics  # the refused POST
+        assert "scheduler_last_reconcile_success 0.0" in metrics
         assert api.get("/jobs").json() == before  # nothing changed
         write_jobs("b.yaml", simple_job("extra"))
         planned = api.get("/plan").json()
