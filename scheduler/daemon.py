@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -51,6 +52,10 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 STORE_RETRY_SECONDS = 1.0
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
+
+
+class HttpUnavailable(SchedulerError):
+    """The --http address could not be bound."""
 
 
 def release_memory() -> None:
@@ -141,45 +146,52 @@ class Daemon:
             timezone=UTC,
             jobstore_retry_interval=STORE_RETRY_SECONDS,
         )
-        # Watch before the start-up reconcile reads the files, or a file saved while it runs
-        # is seen by neither until the next change. awatch sets its inotify watches before
-        # its first await, so one pass of the event loop is enough.
-        watcher = asyncio.create_task(
-            watch(self.settings.jobs_dir, self._on_files_changed, self.stop_event)
-        )
-        await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
-        # Signals first: a SIGTERM during a long start-up reconcile still stops cleanly.
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop_event.set)
-        await self.reconcile("start-up")
-        self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
-        release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap behind
-        self.scheduler.start()
-        self._builtin_cleanup()
-        server = await control.serve(self.paths.socket, self.handle)
-        http = await self._start_http()
-        log.info(
-            "scheduler running: jobs dir %s, store %s",
-            self.settings.jobs_dir,
-            self.store.engine.url.render_as_string(hide_password=True),
-        )
+        server: asyncio.AbstractServer | None = None
+        http: ApiServer | None = None
+        watcher: asyncio.Task[None] | None = None
         try:
+            # The API first: a port that is taken stops the daemon before it does anything.
+            http = await self._start_http()
+            # Watch before the start-up reconcile reads the files, or a file saved while it
+            # runs is seen by neither until the next change. awatch sets its inotify watches
+            # before its first await, so one pass of the event loop is enough.
+            watcher = asyncio.create_task(
+                watch(self.settings.jobs_dir, self._on_files_changed, self.stop_event)
+            )
+            await asyncio.sleep(0)
+            # Signals before the start-up reconcile: a SIGTERM during it still stops cleanly.
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop_event.set)
+            await self.reconcile("start-up")
+            self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
+            release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
+            self.scheduler.start()
+            self._builtin_cleanup()
+            server = await control.serve(self.paths.socket, self.handle)
+            log.info(
+                "scheduler running: jobs dir %s, store %s",
+                self.settings.jobs_dir,
+                self.store.engine.url.render_as_string(hide_password=True),
+            )
             await self.stop_event.wait()
         finally:
             log.info("stopping")
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-            server.close()
+            if server is not None:
+                server.close()
+                self.paths.socket.unlink(missing_ok=True)
             if http is not None:
                 http.should_exit = True
                 await asyncio.gather(self.http_task or asyncio.sleep(0), return_exceptions=True)
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
-            self.scheduler.shutdown(wait=False)
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
             await self.runner.shutdown(self.shutdown_grace)
-            self.paths.socket.unlink(missing_ok=True)
             self.store.close()
             log.info("stopped")
 
@@ -190,11 +202,25 @@ class Daemon:
 
         host, port = self.http
         server = ApiServer(create_app(self, self.token), host, port)
-        self.http_task = asyncio.create_task(server.serve())
+        # Bind here, not in uvicorn: it answers a taken port with sys.exit() from inside the
+        # event loop, which would skip this daemon's clean shutdown and its error message.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            listener.close()
+            raise HttpUnavailable(
+                f"cannot serve the HTTP API on {host}:{port}: {exc.strerror or exc}: "
+                "pick another --http address"
+            ) from None
+        listener.listen(128)
+        self.http_task = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started:
             if self.http_task.done():
-                await self.http_task  # raises what made it fail (e.g. the port is taken)
-                raise control.StoreBusy(f"the HTTP API could not listen on {host}:{port}")
+                await self.http_task
+                raise HttpUnavailable(f"the HTTP API on {host}:{port} did not start")
             await asyncio.sleep(0.01)
         log.info("HTTP API on http://%s:%d", host, server.bound_port())
         return server
