@@ -337,7 +337,8 @@ class Daemon:
                 dry_run=bool(request.get("dry_run")),
             )
         if op == "ping":
-            return {"ok": True, "result": {"pid": self.lock.holder()}}
+            jobs_dir = str(self.settings.jobs_dir.resolve())
+            return {"ok": True, "result": {"pid": self.lock.holder(), "jobs_dir": jobs_dir}}
         if op in ("pause", "resume"):
             return await self._pause(str(request.get("job_id")), op == "pause")
         if op == "trigger":

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -52,9 +53,10 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     lock = WriterLock(paths.lock)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while not lock.acquire():
-        reply = ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty})
-        if reply is not None:
-            return unwrap(reply)
+        ping = ask(paths.socket, {"op": "ping"})
+        if ping is not None:
+            _same_jobs_dir(settings, unwrap(ping))
+            return unwrap(ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty}) or {})
         if time.monotonic() > deadline:  # another `reconcile` that is not a daemon
             raise StoreBusy(
                 f"the store is locked by process {lock.holder()} ({paths.lock}) and no daemon "
@@ -70,6 +72,17 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     finally:
         lock.release()
     return plan_details(result.plan, applied=result.applied)
+
+
+def _same_jobs_dir(settings: Settings, daemon: dict[str, Any]) -> None:
+    """The daemon reconciles the directory it watches: refuse to pretend it applied ours."""
+    theirs = daemon.get("jobs_dir")
+    if theirs and Path(theirs) != settings.jobs_dir.resolve():
+        raise StoreBusy(
+            f"a daemon (pid {daemon.get('pid')}) owns this store and reconciles {theirs}, not "
+            f"{settings.jobs_dir}: run `scheduler --jobs-dir {theirs} reconcile`, or stop that "
+            "daemon first"
+        )
 
 
 def unwrap(reply: dict[str, Any]) -> dict[str, Any]:

@@ -236,3 +236,16 @@ jobs:
     assert "store unavailable" in daemon.log() or "not written yet" in daemon.log()
     times = [r["scheduled_time"] for r in history(daemon, "tick") if r["outcome"] != "missed"]
     assert len(times) == len(set(times)), "a due time ran twice"
+
+
+def test_reconcile_of_another_jobs_dir_is_refused_while_a_daemon_owns_the_store(
+    start_daemon: StartDaemon, write_jobs: WriteJobs, tmp_path: Path
+) -> None:
+    write_jobs("a.yaml", "jobs:\n  a:\n    schedule: {interval: 1h}\n    run: {type: cleanup}\n")
+    daemon = start_daemon()
+    other = tmp_path / "other.d"
+    other.mkdir()
+    refused = daemon.cli("--jobs-dir", str(other), "reconcile")
+    assert refused.returncode == 1
+    assert f"reconciles {daemon.jobs_dir.resolve()}, not {other}" in refused.stderr
+    assert set(daemon.jobs()) == {"a"}  # the daemon's jobs were not touched
