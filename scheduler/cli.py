@@ -404,7 +404,12 @@ def resume(settings: Settings, job_id: str, output: str) -> None:
     """
     result = _operator(settings, "resume", job_id, output)
     if output == "text":
-        click.echo(f"{job_id} resumed" if result["changed"] else f"{job_id} was not paused")
+        click.echo(
+            f"{job_id} resumed"
+            if result["changed"]
+            else f"{job_id} has no operator pause to lift (a `paused: true` in its file is "
+            "lifted by editing the file)"
+        )
 
 
 @cli.command()
