@@ -1,0 +1,25 @@
+"""Layers point one way: the pure front of the pipeline (job files, cron, planning) never
+pulls in APScheduler, SQLAlchemy or the daemon, so it stays fast to import and to test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PURE = ["scheduler.spec", "scheduler.loader", "scheduler.plan", "scheduler.cron"]
+FORBIDDEN = ["apscheduler", "sqlalchemy", "scheduler.daemon", "scheduler.store", "fastapi"]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_import_no_scheduler_machinery(module: str) -> None:
+    code = (
+        f"import sys, json, {module}; "
+        f"print(json.dumps([m for m in {FORBIDDEN!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert json.loads(out) == [], f"{module} imports {out.strip()}"
