@@ -22,7 +22,6 @@ from scheduler.store import Store
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("running", "success", "failure", "timeout", "skipped", "missed", "interrupted")
 HISTORY_FIELDS = (
     "run_id",
     "job_id",

@@ -193,17 +193,7 @@ class Store:
             Column("jobs", Text, nullable=False),
         )
         self.runs = runs_table(self.metadata)
-        self.meta = Table(
-            "scheduler_meta",
-            self.metadata,
-            Column("key", String(64), primary_key=True),
-            Column("value", Text, nullable=False),
-        )
         self.metadata.create_all(self.engine)
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -239,20 +229,6 @@ class Store:
                 row.path: CachedFile(row.digest, row.version, json.loads(row.jobs))
                 for row in c.execute(select(self.files))
             }
-
-    def next_run_times(self, conn: Connection | None = None) -> dict[str, float | None]:
-        query = select(self.aps_jobs.c.id, self.aps_jobs.c.next_run_time)
-        with self._reading(conn) as c:
-            return {row.id: row.next_run_time for row in c.execute(query)}
-
-    def get_meta(self, key: str) -> Any:
-        with self.engine.connect() as c:
-            value = c.execute(select(self.meta.c.value).where(self.meta.c.key == key)).scalar()
-        return None if value is None else json.loads(value)
-
-    def set_meta(self, conn: Connection, key: str, value: Any) -> None:
-        conn.execute(self.meta.delete().where(self.meta.c.key == key))
-        conn.execute(self.meta.insert().values(key=key, value=json.dumps(value)))
 
     @contextmanager
     def _reading(self, conn: Connection | None) -> Iterator[Connection]:

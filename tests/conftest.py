@@ -79,7 +79,6 @@ STORE_TABLES = (
     "apscheduler_jobs",
     "scheduler_jobs",
     "scheduler_files",
-    "scheduler_meta",
     "scheduler_runs",
 )
 
