@@ -114,9 +114,14 @@ jobs:
     store.close()
     daemon = start_daemon()
     expected_missed = int(time.time()) // 600 - int(went_down.timestamp()) // 600
-    runs = wait_for(
-        lambda: len(history(daemon)) >= expected_missed + 2 and history(daemon), "catch-up runs"
-    )
+
+    def finished() -> list[dict[str, Any]] | None:
+        # Rows are written when a run starts: wait until the sequential catch-up is done.
+        rows = history(daemon)
+        done = len(rows) >= expected_missed + 2 and all(r["finished_at"] for r in rows)
+        return rows if done else None
+
+    runs = wait_for(finished, "catch-up runs")
     by_job: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         by_job.setdefault(run["job_id"], []).append(run)
