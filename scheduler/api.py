@@ -182,10 +182,10 @@ open_router = APIRouter()  # /healthz: for load balancers and probes, no token
 
 
 def _find(control: Control, job_id: str) -> dict[str, Any]:
-    for job in list_jobs(control.store):
-        if job["id"] == job_id:
-            return job
-    raise HTTPException(404, f"no job '{job_id}': GET /jobs lists them")
+    found = list_jobs(control.store, job_id)
+    if not found:
+        raise HTTPException(404, f"no job '{job_id}': GET /jobs lists them")
+    return found[0]
 
 
 @router.get("/jobs", response_model=Jobs)
@@ -197,7 +197,7 @@ async def get_jobs(control: Ctl) -> dict[str, Any]:
 @router.get("/jobs/{job_id}", response_model=JobDetail)
 async def get_job(control: Ctl, job_id: str) -> dict[str, Any]:
     job = await asyncio.to_thread(_find, control, job_id)
-    stored = await asyncio.to_thread(control.store.stored_jobs)
+    stored = await asyncio.to_thread(control.store.stored_jobs, None, job_id)
     return {**job, "spec": stored[job_id].canonical}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
-import json
 import logging
 import os
 import signal
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import select
 
 from scheduler import control
 from scheduler.apply import RUNNER_REF, set_operator_pause
@@ -34,7 +32,7 @@ from scheduler.metrics import Metrics
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner, RunnerExecutor
-from scheduler.service import error_reply, list_jobs
+from scheduler.service import error_reply
 from scheduler.settings import Settings
 from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
@@ -349,7 +347,7 @@ class Daemon:
         """Housekeeping when the files declare none: a daily 02:00 UTC history cleanup,
         kept in memory (not in the store, so reconciles never see or remove it)."""
         assert self.scheduler is not None and self.runner is not None
-        declared = any(job["handler"] == "cleanup" for job in list_jobs(self.store))
+        declared = any(info["handler"] == "cleanup" for _, info in self.store.summaries())
         present = self.scheduler.get_job(BUILTIN_CLEANUP_ID, BUILTIN_STORE) is not None
         if declared and present:
             self.scheduler.remove_job(BUILTIN_CLEANUP_ID, BUILTIN_STORE)
@@ -391,8 +389,6 @@ class Daemon:
 
     def _counts(self) -> tuple[int, int]:
         """(jobs stored, jobs paused) for the metrics, read when Prometheus scrapes."""
-        jobs = self.store.jobs
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(select(jobs.c.operator_paused, jobs.c.summary)).all()
-        paused = sum(1 for r in rows if r.operator_paused or json.loads(r.summary).get("paused"))
-        return len(rows), paused
+        summaries = self.store.summaries()
+        paused = sum(1 for by_operator, info in summaries if by_operator or info["paused"])
+        return len(summaries), paused

@@ -178,14 +178,13 @@ def list_runs(store: Store, job_id: str | None = None, limit: int = 20) -> list[
     return result
 
 
-def last_runs(store: Store) -> dict[str, tuple[str, float]]:
-    """Each job's latest try: (outcome, started_at)."""
+def last_runs(store: Store, job_id: str | None = None) -> dict[str, tuple[str, float]]:
+    """Each job's latest try (or only ``job_id``'s): (outcome, started_at)."""
     runs = store.runs
-    latest = (
-        select(runs.c.job_id, func.max(runs.c.started_at).label("started"))
-        .group_by(runs.c.job_id)
-        .subquery()
-    )
+    latest_query = select(runs.c.job_id, func.max(runs.c.started_at).label("started"))
+    if job_id is not None:
+        latest_query = latest_query.where(runs.c.job_id == job_id)
+    latest = latest_query.group_by(runs.c.job_id).subquery()
     query = select(runs.c.job_id, runs.c.outcome, runs.c.started_at).join(
         latest, (runs.c.job_id == latest.c.job_id) & (runs.c.started_at == latest.c.started)
     )

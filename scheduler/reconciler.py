@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,10 +63,6 @@ class ReconcileResult:
     applied: bool
     parsed_files: int = 0
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.plan.as_dict(), "applied": self.applied}
 
 
 def cache_version() -> str:
@@ -183,18 +179,17 @@ def reconcile(
     with store.engine.connect() as conn, gc_paused():
         stored = store.stored_jobs(conn)
         cache = store.file_cache(conn)
-    with gc_paused():
-        loaded = load_desired(jobs_dir, cache, workers=workers, start=start)
-        # A job known only by fingerprint that the store does not hold as such (a store
-        # edited behind our back): parse its file after all, to have its spec.
-        stale = frozenset(
-            job.source.path
-            for job in loaded.jobs.values()
-            if job.from_cache
-            and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
-        )
-        if stale:
-            loaded = load_desired(jobs_dir, cache, reparse=stale, workers=workers, start=start)
+    loaded = load_desired(jobs_dir, cache, workers=workers, start=start)
+    # A job known only by fingerprint that the store does not hold as such (a store edited
+    # behind our back): parse its file after all, to have its spec.
+    stale = frozenset(
+        job.source.path
+        for job in loaded.jobs.values()
+        if job.from_cache
+        and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
+    )
+    if stale:
+        loaded = load_desired(jobs_dir, cache, reparse=stale, workers=workers, start=start)
     if not loaded.jobs and stored and not allow_empty:
         raise EmptyJobsDir(jobs_dir, len(stored))
     result_plan = plan(loaded.jobs, stored)

@@ -123,8 +123,9 @@ def _iso(timestamp: float | None, zone: str) -> str | None:
     return datetime.fromtimestamp(timestamp, tz).isoformat()
 
 
-def list_jobs(store: Store) -> list[dict[str, Any]]:
-    """One entry per stored job, as ``scheduler jobs --output json`` prints it."""
+def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
+    """One entry per stored job (or only ``job_id``'s), as ``scheduler jobs -o json``
+    prints it."""
     ours, aps = store.jobs, store.aps_jobs
     query = (
         select(
@@ -133,14 +134,15 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
             ours.c.source,
             ours.c.operator_paused,
             aps.c.next_run_time,
-            aps.c.id.label("aps_id"),
         )
         .select_from(ours.outerjoin(aps, aps.c.id == ours.c.id))
         .order_by(ours.c.id)
     )
+    if job_id is not None:
+        query = query.where(ours.c.id == job_id)
     with store.engine.connect() as conn:
         rows = list(conn.execute(query))
-    last = last_runs(store)
+    last = last_runs(store, job_id)
     jobs = []
     now = time.time()
     for row in rows:

@@ -203,7 +203,10 @@ class Store:
             with conn.begin():
                 yield conn
 
-    def stored_jobs(self, conn: Connection | None = None) -> dict[str, Stored]:
+    def stored_jobs(
+        self, conn: Connection | None = None, job_id: str | None = None
+    ) -> dict[str, Stored]:
+        """Our jobs (or only ``job_id``), their specs still JSON text."""
         query = select(
             self.jobs.c.id,
             self.jobs.c.spec,
@@ -211,6 +214,8 @@ class Store:
             self.jobs.c.source,
             self.jobs.c.operator_paused,
         )
+        if job_id is not None:
+            query = query.where(self.jobs.c.id == job_id)
         with self._reading(conn) as c:
             return {
                 row.id: Stored(
@@ -222,6 +227,13 @@ class Store:
                 )
                 for row in c.execute(query)
             }
+
+    def summaries(self) -> list[tuple[bool, dict[str, Any]]]:
+        """(paused by an operator, summary) of every job: what the daemon counts and checks
+        without decoding specs."""
+        query = select(self.jobs.c.operator_paused, self.jobs.c.summary)
+        with self.engine.connect() as conn:
+            return [(bool(r.operator_paused), json.loads(r.summary)) for r in conn.execute(query)]
 
     def file_cache(self, conn: Connection | None = None) -> dict[str, CachedFile]:
         with self._reading(conn) as c:
