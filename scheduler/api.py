@@ -99,6 +99,9 @@ class Job(BaseModel):
     source: str
     last_outcome: str | None
     last_run_time: str | None
+    expect: str | None = Field(default=None, description="expect.succeeds_within, if declared")
+    last_success_time: str | None = None
+    overdue: bool = Field(default=False, description="no success within expect's window")
 
 
 class JobDetail(Job):
@@ -189,8 +192,15 @@ def _find(control: Control, job_id: str) -> dict[str, Any]:
 
 
 @router.get("/jobs", response_model=Jobs)
-async def get_jobs(control: Ctl) -> dict[str, Any]:
+async def get_jobs(
+    control: Ctl,
+    overdue: Annotated[
+        bool | None, Query(description="only jobs that are (true) or are not (false) overdue")
+    ] = None,
+) -> dict[str, Any]:
     listing = await asyncio.to_thread(list_jobs, control.store)
+    if overdue is not None:
+        listing = [job for job in listing if job["overdue"] is overdue]
     return {"jobs": listing, "total": len(listing)}
 
 

@@ -80,6 +80,14 @@ def plan_text(details: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _last_run(job: dict[str, Any]) -> str:
+    text = f"{job['last_outcome']} {job['last_run_time']}" if job["last_outcome"] else "-"
+    if job.get("overdue"):
+        success = job.get("last_success_time") or "never"
+        text = f"OVERDUE (expect success within {job['expect']}; last {success}) {text}"
+    return text
+
+
 def jobs_text(jobs: list[dict[str, Any]]) -> str:
     if not jobs:
         return "no jobs in the store: run `scheduler reconcile`"
@@ -94,7 +102,7 @@ def jobs_text(jobs: list[dict[str, Any]]) -> str:
                 job["handler"],
                 job["next_run_time"] or ("-" if job["paused"] else job["state"]),
                 paused,
-                f"{job['last_outcome']} {job['last_run_time']}" if job["last_outcome"] else "-",
+                _last_run(job),
                 job["source"],
             )
         )

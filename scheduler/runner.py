@@ -301,6 +301,16 @@ class Runner:
         )
 
     # -- notifications -----------------------------------------------------------------
+    def notify_overdue(self, job_id: str, error: str, now: float) -> bool:
+        """Run the job's ``on_overdue`` list (the daemon's freshness watch calls this once
+        per lapse). The notifiers see outcome ``overdue`` and the reason as the error."""
+        spec = self.spec(job_id)
+        if spec is None or not spec.on_overdue:
+            return False
+        record = RunRecord(new_run_id(), job_id, None, now, 0, "overdue", now, None, None, error)
+        self._notify(spec.on_overdue, "on_overdue", record)
+        return True
+
     def _notify(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         if notifiers:
             self._spawn(self._send(notifiers, kind, record))

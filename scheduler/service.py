@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,8 +19,11 @@ from sqlalchemy import select
 from scheduler.apply import set_operator_pause
 from scheduler.client import call
 from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
+from scheduler.durations import format_duration
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
+from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, last_runs, list_runs
+from scheduler.overdue import freshness
 from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner
@@ -145,6 +148,7 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
     last = last_runs(store, job_id)
     jobs = []
     now = time.time()
+    fresh = freshness(store, now, job_id)
     for row in rows:
         info = json.loads(row.summary)
         zone = info["timezone"]
@@ -168,9 +172,20 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
                 "source": row.source,
                 "last_outcome": last[row.id][0] if row.id in last else None,
                 "last_run_time": _iso(last[row.id][1], zone) if row.id in last else None,
+                **_freshness_fields(fresh.get(row.id), zone),
             }
         )
     return jobs
+
+
+def _freshness_fields(state: Freshness | None, zone: str) -> dict[str, Any]:
+    if state is None:
+        return {"expect": None, "last_success_time": None, "overdue": False}
+    return {
+        "expect": format_duration(timedelta(seconds=state.window)),
+        "last_success_time": _iso(state.last_success, zone),
+        "overdue": state.overdue,
+    }
 
 
 def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
