@@ -29,9 +29,11 @@ from sqlalchemy import text
 from scheduler import __version__
 from scheduler.errors import SchedulerError
 from scheduler.history import list_runs
+from scheduler.jobpage import page_context, visible
 from scheduler.metrics import CONTENT_TYPE, Metrics
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
+from scheduler.spec import default_models
 from scheduler.store import Store
 
 TOKEN_ENV = "SCHEDULER_API_TOKEN"
@@ -204,8 +206,15 @@ async def get_jobs(
     return {"jobs": listing, "total": len(listing)}
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetail)
-async def get_job(control: Ctl, job_id: str) -> dict[str, Any]:
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobDetail,
+    responses={200: {"content": {"text/html": {}}, "description": "HTML for Accept: text/html"}},
+)
+async def get_job(control: Ctl, job_id: str, request: Request) -> Any:
+    """The job as JSON, or its page when the client asks for HTML (a browser)."""
+    if "text/html" in request.headers.get("accept", ""):
+        return await job_page(control, job_id)
     job = await asyncio.to_thread(_find, control, job_id)
     stored = await asyncio.to_thread(control.store.stored_jobs, None, job_id)
     return {**job, "spec": stored[job_id].canonical}
@@ -329,6 +338,7 @@ def _when(iso: str | None) -> str:
 
 
 _pages.filters["when"] = _when
+_pages.filters["visible"] = visible
 
 
 def _render_status(control: Control) -> str:
@@ -337,14 +347,31 @@ def _render_status(control: Control) -> str:
         strip = strips.setdefault(run["job_id"], [])
         if len(strip) < 20:
             strip.append(run)
+    jobs = sorted(list_jobs(control.store), key=lambda job: not job["overdue"])  # stable
     page: str = _pages.get_template("status.html").render(
-        jobs=list_jobs(control.store),
+        jobs=jobs,
         strips=strips,
         reconcile=control.last_reconcile,
         version=__version__,
         jobs_dir=str(control.settings.jobs_dir),
     )
     return page
+
+
+def _render_job(control: Control, job_id: str) -> str:
+    job = _find(control, job_id)
+    canonical = control.store.stored_jobs(None, job_id)[job_id].canonical
+    spec = default_models().job.model_validate(canonical)
+    page: str = _pages.get_template("job.html").render(
+        **page_context(control.store, job, spec, canonical)
+    )
+    return page
+
+
+@router.get("/ui/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(control: Ctl, job_id: str) -> HTMLResponse:
+    """One job for people: as declared, next fire times, last 50 runs, a duration chart."""
+    return HTMLResponse(await asyncio.to_thread(_render_job, control, job_id))
 
 
 @router.get("/", response_class=HTMLResponse)
