@@ -5,13 +5,14 @@ a real SQLite file."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from scheduler.cron import parse_cron
 from scheduler.freshness import Freshness, cron_period, evaluate
+from scheduler.history import list_runs
 from scheduler.overdue import OverdueWatch, freshness
 from scheduler.reconciler import reconcile
 from scheduler.store import Store
@@ -87,27 +88,49 @@ def test_the_watch_announces_each_lapse_once(
         reconcile(store, jobs_dir)
         clock = [0.0]
         announced: list[tuple[str, float | None]] = []
-        watch = OverdueWatch(
-            store,
-            lambda job, state, now: announced.append((job, state.last_success)),
-            clock=lambda: clock[0],
-        )
+
+        def new_watch() -> OverdueWatch:  # a daemon (re)starting on this store
+            return OverdueWatch(
+                store,
+                lambda job, state, now: announced.append((job, state.last_success)),
+                clock=lambda: clock[0],
+            )
+
+        def check() -> list[str]:
+            fresh = watch.update(watch.read())
+            watch.record()
+            return fresh
+
+        watch = new_watch()
         start = freshness(store, 1e12)["nightly"].since  # declared_at of the job's row
         assert set(freshness(store, start)) == {"nightly"}  # only jobs with expect
 
         clock[0] = start + 25 * H
-        assert watch.update(watch.read()) == []
+        assert check() == []
         clock[0] = start + 27 * H  # never succeeded, 27h after the job was declared
-        assert watch.update(watch.read()) == ["nightly"]
-        assert watch.update(watch.read()) == []  # the same lapse: not again
+        assert check() == ["nightly"]
+        assert check() == []  # the same lapse: not again
+        assert watch.samples() == [("nightly", None, True)]
+        watch = new_watch()  # a restart: history says this lapse was announced
+        assert check() == []
         assert watch.samples() == [("nightly", None, True)]
 
         _success(store, "nightly", start + 28 * H, "r1")
         clock[0] = start + 29 * H
-        assert watch.update(watch.read()) == []
+        assert check() == []
         assert watch.samples() == [("nightly", start + 28 * H, False)]
         clock[0] = start + 28 * H + 26 * H + 1  # the next lapse
-        assert watch.update(watch.read()) == ["nightly"]
+        assert check() == ["nightly"]
         assert announced == [("nightly", None), ("nightly", start + 28 * H)]
+        history = list_runs(store, "nightly")
+        assert [(r["outcome"], r["attempt"]) for r in history] == [
+            ("overdue", 0),
+            ("success", 1),
+            ("overdue", 0),
+        ]
+        assert history[0]["error"] == (
+            "overdue: no success within 93600s (last success: "
+            f"{datetime.fromtimestamp(start + 28 * H, UTC).isoformat(timespec='seconds')})"
+        )
     finally:
         store.close()

@@ -5,6 +5,7 @@ every surface says so: a WARNING line, `on_overdue` run once, the per-job gauges
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -93,6 +94,17 @@ def test_a_job_without_a_recent_success_is_overdue_everywhere(
     }
     assert daemon.stop() == 0
     assert daemon.log().count("is overdue") == 1  # once per lapse, not once per check
+
+    # A restart reads the same lapse from history: overdue still, but not announced again.
+    again = start_api()
+    with again.client() as client:
+        overdue = client.get("/jobs", params={"overdue": "true"}).json()["jobs"]
+        assert [job["id"] for job in overdue] == ["nightly-export"]
+    assert again.stop() == 0
+    assert "is overdue" not in again.log()
+    assert alerts.read_text() == "on_overdue overdue\n"
+    history = run_cli("history", "nightly-export", "-o", "json")
+    assert [run["outcome"] for run in json.loads(history.output)] == ["overdue", "success"]
 
     listing = run_cli("jobs")
     line = next(row for row in listing.output.splitlines() if row.startswith("nightly-export"))
