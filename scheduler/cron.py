@@ -107,11 +107,12 @@ def _value(field: _Field, text: str, atom: str) -> int:
     raise field.error(text, f"{subject}not a number (use {field.allowed()})")
 
 
-def _wrapped(field: _Field, first: str, last: str, high: int) -> str:
+def _wrapped(field: _Field, first: str, last: str, span: tuple[int, int]) -> str:
     """A reversed range written as the two ranges it probably means, e.g. FRI-SUN,MON."""
     top, bottom = (7, 1) if field is _DAY_OF_WEEK else (field.high, field.low)
-    head = f"{first}-{field.spell(top, first)}"
-    return f"{head},{last}" if high == bottom else f"{head},{field.spell(bottom, last)}-{last}"
+    head = first if span[0] == top else f"{first}-{field.spell(top, first)}"
+    tail = last if span[1] == bottom else f"{field.spell(bottom, last)}-{last}"
+    return f"{head},{tail}"
 
 
 def _parse_item(field: _Field, text: str, item: str, warnings: list[str]) -> set[int]:
@@ -140,7 +141,7 @@ def _parse_item(field: _Field, text: str, item: str, warnings: list[str]) -> set
             raise field.error(
                 text,
                 f"{subject}wraps around ({low} > {high}), which cron does not do: "
-                f"use {_wrapped(field, first, last, high)}",
+                f"use {_wrapped(field, first, last, (low, high))}",
             )
     else:
         low = _value(field, text, spec)

@@ -207,6 +207,10 @@ REFUSED = [
         "day-of-week field '5-2': wraps around (5 > 2), which cron does not do: use 5-7,1-2",
     ),
     (
+        "0 0 * * 7-3",
+        "day-of-week field '7-3': wraps around (7 > 3), which cron does not do: use 7,1-3",
+    ),
+    (
         "0 0 * * 5-1,3",
         "day-of-week field '5-1,3': range 5-1 wraps around (5 > 1), which cron does not do: "
         "use 5-7,1",
