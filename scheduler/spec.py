@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from itertools import pairwise
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -140,6 +140,7 @@ class Schedule(Strict):
         return found
 
 
+@lru_cache(maxsize=1024)  # thousands of jobs share a few schedules
 def _shortest_gap(cron: str | None, timezone: str) -> timedelta | None:
     """The shortest time between runs of a cron schedule, over its next 50 runs from 2026."""
     if cron is None:
