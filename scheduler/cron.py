@@ -173,11 +173,12 @@ def _fields(text: str) -> list[str]:
             raise CronError(macro_advice(text) or f"unknown cron macro {text!r} (use {known})")
         return macro.split()
     fields = text.split()
+    advice = dialect_advice(text, fields) if len(fields) != 5 or re.search("[=(]", text) else None
+    if advice:
+        raise CronError(advice)
     if len(fields) != 5:
         raise CronError(
-            dialect_advice(text, fields)
-            or "cron needs 5 fields (minute hour day-of-month month day-of-week), "
-            f"got {len(fields)}"
+            f"cron needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
     return fields
 

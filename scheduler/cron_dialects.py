@@ -75,9 +75,9 @@ def _interval(duration: str | None) -> str:
 
 def _aws(label: str, fields: list[str]) -> str:
     """AWS fields: minute hour day-of-month month day-of-week year; day-of-week 1 = Sunday."""
-    if len(fields) != 6:
+    if len(fields) not in (5, 6):
         return f"{label}: write its first 5 fields, minute hour day-of-month month day-of-week"
-    minute, hour, day, month, weekday, year = fields
+    minute, hour, day, month, weekday, year = [*fields, "*"][:6]
     weekday, note = _sunday_is_one(weekday)
     note += "" if year in ("*", "?") else _YEARS
     return _equivalent(label, [minute, hour, day, month, weekday], None, note)

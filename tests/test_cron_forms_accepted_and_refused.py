@@ -96,6 +96,14 @@ REFUSED = [
         "TZ= is not part of a cron expression: write `timezone: Europe/Berlin` beside "
         '`cron: "30 2 * * *"`',
     ),
+    (
+        "TZ=UTC @daily",
+        'TZ= is not part of a cron expression: write `timezone: UTC` beside `cron: "@daily"`',
+    ),
+    (
+        "CRON_TZ=UTC 0 9 * *",
+        'CRON_TZ= is not part of a cron expression: write `timezone: UTC` beside `cron: "0 9 * *"`',
+    ),
     # AWS EventBridge: day-of-week counts from 1 = Sunday, a year field, '?'
     ("cron(0 12 * * ? *)", "AWS cron(...) is not cron: write '0 12 * * *'"),
     (
@@ -112,12 +120,13 @@ REFUSED = [
         "AWS cron(...) is not cron, and this one has no 5-field equivalent: day-of-week field "
         "'6L': L (last) and W (weekday) are not standard cron",
     ),
+    ("cron(0 12 * * *)", "AWS cron(...) is not cron: write '0 12 * * *'"),
+    ("0 12 * * ? *", "6 fields with a year (AWS style) are not cron: write '0 12 * * *'"),
     (
         "cron(0 12 * *)",
         "AWS cron(...) is not cron: write its first 5 fields, minute hour day-of-month month "
         "day-of-week",
     ),
-    ("0 12 * * ? *", "6 fields with a year (AWS style) are not cron: write '0 12 * * *'"),
     ("rate(5 minutes)", "AWS rate(...) is not cron: write `interval: 5m` instead of `cron:`"),
     ("rate(1 hour)", "AWS rate(...) is not cron: write `interval: 1h` instead of `cron:`"),
     # Quartz and Spring: seconds first, then (Quartz) an optional year
