@@ -297,3 +297,33 @@ def test_matches_the_rules_applied_minute_by_minute(
     start = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=1, minutes=1)
     times = fire_times(parse_cron(expression), start, zone, len(expected))
     assert iso(times) == expected
+
+
+CHATHAM = ZoneInfo("Pacific/Chatham")  # 2026-09-27 02:45 -> 03:45
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        (NEW_YORK, date(2026, 3, 8)),
+        (NEW_YORK, date(2026, 11, 1)),
+        (LORD_HOWE, date(2026, 10, 4)),
+        (LORD_HOWE, date(2026, 4, 5)),
+        (NUUK, date(2026, 3, 28)),
+        (CHATHAM, date(2026, 9, 27)),
+    ],
+)
+@pytest.mark.parametrize(
+    "expression", ["0 2,3 * * *", "0,30 2 * * *", "30 23 * * *", "*/7 1-3 * * *", "*/10 * * * *"]
+)
+def test_any_start_finds_the_same_runs(zone: ZoneInfo, day: date, expression: str) -> None:
+    """Fire times are a function of the schedule alone: starting anywhere (72 instants, 40
+    minutes apart, across the transition) the next run is the next one of a single chain,
+    including runs one second apart after a gap."""
+    job = parse_cron(expression)
+    first = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=1, hours=1)
+    chain = fire_times(job, first, zone, 400)
+    for step in range(72):
+        start = first + step * timedelta(minutes=40) + timedelta(seconds=step % 3)
+        expected = next(time for time in chain if time > start)
+        assert next_fire_time(job, start, zone) == expected, start
