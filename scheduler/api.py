@@ -202,7 +202,7 @@ async def get_jobs(
 ) -> dict[str, Any]:
     listing = await asyncio.to_thread(list_jobs, control.store)
     if overdue is not None:
-        listing = [job for job in listing if job["overdue"] is overdue]
+        listing = [job for job in listing if job.get("overdue", False) is overdue]
     return {"jobs": listing, "total": len(listing)}
 
 
@@ -347,7 +347,7 @@ def _render_status(control: Control) -> str:
         strip = strips.setdefault(run["job_id"], [])
         if len(strip) < 20:
             strip.append(run)
-    jobs = sorted(list_jobs(control.store), key=lambda job: not job["overdue"])  # stable
+    jobs = sorted(list_jobs(control.store), key=lambda job: not job.get("overdue"))  # stable
     page: str = _pages.get_template("status.html").render(
         jobs=jobs,
         strips=strips,

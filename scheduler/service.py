@@ -179,8 +179,9 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def _freshness_fields(state: Freshness | None, zone: str) -> dict[str, Any]:
+    """Only for jobs that declare ``expect``: other jobs' entries stay as they were."""
     if state is None:
-        return {"expect": None, "last_success_time": None, "overdue": False}
+        return {}
     return {
         "expect": format_duration(timedelta(seconds=state.window)),
         "last_success_time": _iso(state.last_success, zone),
