@@ -30,6 +30,7 @@ log = logging.getLogger("scheduler.overdue")
 
 CHECK_SECONDS = 30.0  # windows are at least a minute long
 OVERDUE = "overdue"
+IN_LIST_LIMIT = 500  # more ids than this: read every job's last success instead
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,15 @@ def last_successes(store: Store, job_ids: list[str] | None = None) -> dict[str, 
 
 def freshness(store: Store, now: float, job_id: str | None = None) -> dict[str, Freshness]:
     """Every ``expect`` job's freshness at ``now`` (or only ``job_id``'s)."""
-    declared = promises(store, job_id)
+    return freshness_of(store, now, promises(store, job_id))
+
+
+def freshness_of(store: Store, now: float, declared: list[Promise]) -> dict[str, Freshness]:
+    """The freshness of these promises at ``now`` (one history query, none if empty)."""
     if not declared:
         return {}
-    last = last_successes(store, None if job_id is None else [job_id])
+    ids = [p.job_id for p in declared]
+    last = last_successes(store, ids if len(ids) <= IN_LIST_LIMIT else None)
     return {p.job_id: evaluate(now, last.get(p.job_id), p.declared_at, p.window) for p in declared}
 
 

@@ -23,7 +23,7 @@ from scheduler.durations import format_duration
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
 from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, last_runs, list_runs
-from scheduler.overdue import freshness
+from scheduler.overdue import Promise, freshness_of
 from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner
@@ -136,6 +136,7 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
             ours.c.summary,
             ours.c.source,
             ours.c.operator_paused,
+            ours.c.updated_at,
             aps.c.next_run_time,
         )
         .select_from(ours.outerjoin(aps, aps.c.id == ours.c.id))
@@ -148,9 +149,14 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
     last = last_runs(store, job_id)
     jobs = []
     now = time.time()
-    fresh = freshness(store, now, job_id)
-    for row in rows:
-        info = json.loads(row.summary)
+    infos = [json.loads(row.summary) for row in rows]
+    promised = [
+        Promise(row.id, info["expect"], row.updated_at)
+        for row, info in zip(rows, infos, strict=True)
+        if info.get("expect")
+    ]
+    fresh = freshness_of(store, now, promised)
+    for row, info in zip(rows, infos, strict=True):
         zone = info["timezone"]
         paused_by = "operator" if row.operator_paused else ("file" if info["paused"] else None)
         state = "scheduled"
