@@ -94,6 +94,19 @@ def duration_bars(runs: list[dict[str, Any]]) -> tuple[list[Bar], float]:
     return bars, longest
 
 
+def next_fires(spec: JobSpec, next_run_time: str | None) -> list[datetime]:
+    """The next fire times as the scheduler will fire them: an interval counts from the
+    stored next run (not from now), a cron schedule from now."""
+    schedule = spec.schedule
+    if schedule.interval is not None:
+        if next_run_time is None:
+            return []
+        first = datetime.fromisoformat(next_run_time)
+        times = [first + schedule.interval * i for i in range(FIRES)]
+        return [t for t in times if schedule.end is None or t <= schedule.end]
+    return fire_times(schedule, datetime.now(UTC), FIRES)
+
+
 def page_context(
     store: Store, job: dict[str, Any], spec: JobSpec, canonical: dict[str, Any]
 ) -> dict[str, Any]:
@@ -101,8 +114,7 @@ def page_context(
     for run in runs:
         start, end = _seconds(run["started_at"]), _seconds(run["finished_at"])
         run["duration"] = None if start is None or end is None else end - start
-    now = datetime.now(UTC)
-    fires = [] if job["paused"] else fire_times(spec.schedule, now, FIRES)
+    fires = [] if job["paused"] else next_fires(spec, job["next_run_time"])
     bars, longest = duration_bars(runs)
     return {
         "job": job,

@@ -7,6 +7,7 @@ first and links each job to its page. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 import httpx
 from selenium import webdriver
@@ -86,6 +87,7 @@ def test_job_page_shows_runs_as_text(
         assert html.headers["content-type"].startswith("text/html")
         assert '<h1 id="job-id">report</h1>' in html.text
         assert api.get("/ui/jobs/nope").status_code == 404
+        late_next = datetime.fromisoformat(api.get("/jobs/zz-late").json()["next_run_time"])
 
     browser.set_window_size(1280, 900)
     browser.get(daemon.base_url + "/")
@@ -117,6 +119,11 @@ def test_job_page_shows_runs_as_text(
 
     browser.get(daemon.base_url + "/ui/jobs/zz-late")
     assert "Overdue: no success within 2h" in browser.find_element(By.ID, "overdue").text
+    # an interval counts from the stored next run, as the scheduler will fire it
+    expected = [
+        (late_next + timedelta(hours=i)).isoformat(sep=" ", timespec="seconds") for i in range(10)
+    ]
+    assert [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#next li")] == expected
 
     browser.set_window_size(390, 844)  # a phone
     browser.get(daemon.base_url + "/ui/jobs/report")
