@@ -7,6 +7,7 @@ the ConfigMap's job files are valid job files, and the systemd unit passes
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -120,8 +121,18 @@ def installed_unit(tmp_path: Path, text: str) -> Path:
 @pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed here")
 def test_the_systemd_unit_verifies_and_is_sandboxed(tmp_path: Path) -> None:
     text = UNIT.read_text()
-    result = verify(installed_unit(tmp_path, text))
+    unit = installed_unit(tmp_path, text)
+    result = verify(unit)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    # systemd's own score of the sandbox: 10 is unprotected, under 2 is "OK"
+    security = subprocess.run(
+        [str(SYSTEMD_ANALYZE), "security", "--offline=true", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    exposure = re.search(r"Overall exposure level for \S+: ([\d.]+)", security.stdout)
+    assert exposure and float(exposure.group(1)) < 2.0, security.stdout[-2000:]
     settings = dict(
         line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#"
     )
