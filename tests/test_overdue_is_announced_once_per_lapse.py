@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.apply import set_operator_pause
 from scheduler.cron import parse_cron
 from scheduler.freshness import Freshness, cron_period, evaluate
 from scheduler.history import list_runs
@@ -114,6 +115,8 @@ def test_the_watch_announces_each_lapse_once(
         watch = new_watch()  # a restart: history says this lapse was announced
         assert check() == []
         assert watch.samples() == [("nightly", None, True)]
+        set_operator_pause(store, "nightly", True, datetime.now(UTC))  # paused and forgotten
+        assert check() == [] and watch.samples() == [("nightly", None, True)]  # still overdue
 
         _success(store, "nightly", start + 28 * H, "r1")
         clock[0] = start + 29 * H
