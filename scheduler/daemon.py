@@ -36,6 +36,7 @@ from scheduler.service import error_reply
 from scheduler.settings import Settings
 from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
+from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
 from scheduler.watcher import watch
 
@@ -116,6 +117,8 @@ class Daemon:
         self.store: Store  # opened by run(), once the writer lock is held
         self.scheduler: ResilientScheduler | None = None
         self.runner: Runner | None = None
+        self.store_file: StoreFile | None = None
+        self.writer: HistoryWriter | None = None
         self.last_reconcile: dict[str, Any] = {}
 
     async def run(self) -> None:
@@ -134,7 +137,8 @@ class Daemon:
         interrupted = mark_interrupted(self.store)
         if interrupted:
             log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
-        writer = HistoryWriter(self.store)
+        self.store_file = StoreFile(self.settings.db)
+        writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
         self.runner = Runner(self.store, writer)
         self.runner.listeners.append(self.metrics.observe_run)
@@ -148,6 +152,7 @@ class Daemon:
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
+        file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
@@ -187,6 +192,8 @@ class Daemon:
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
+            file_watch.cancel()
+            await asyncio.gather(file_watch, return_exceptions=True)
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             await self.runner.shutdown(self.shutdown_grace)
@@ -228,6 +235,10 @@ class Daemon:
             return "the scheduler is not running"
         if self.stop_event.is_set():
             return "the scheduler is stopping"
+        if self.store_file is not None and (gone := self.store_file.problem()):
+            return gone
+        if self.writer is not None and (unwritten := self.writer.unhealthy()):
+            return unwritten
         return None
 
     def _on_sighup(self) -> None:

@@ -161,7 +161,9 @@ class HistoryWriter:
                 if self.problem != str(exc):
                     log.error("%s; retrying every %gs", exc, self.retry)
                 self.problem = str(exc)
-                if self.give_up_at is not None and time.monotonic() >= self.give_up_at:
+                if self.give_up_at is not None and (
+                    time.monotonic() >= self.give_up_at or self._check() is not None
+                ):
                     self._drop_pending(str(exc))
                     return
                 await asyncio.sleep(self.retry)
@@ -220,8 +222,11 @@ class HistoryWriter:
             _reason(first),
         )
 
+    def _check(self) -> str | None:
+        return self.check() if self.check is not None else None
+
     def _write(self, batch: _Pending) -> None:
-        problem = self.check() if self.check is not None else None
+        problem = self._check()
         if problem is not None:
             raise HistoryUnavailable(f"run history cannot be written: {problem}")
         runs = self.store.runs

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 
 from scheduler.plan import Stored
+from scheduler.storefile import require_existing
 
 JOBS_TABLE = "apscheduler_jobs"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -162,9 +163,14 @@ def runs_table(metadata: MetaData) -> Table:
 
 
 class Store:
-    """One database: APScheduler's job table and the scheduler's own tables."""
+    """One database: APScheduler's job table and the scheduler's own tables.
 
-    def __init__(self, url: str) -> None:
+    ``create=False``: a SQLite file that does not exist is an error (``StoreMissing``), not
+    a new empty store; only ``run`` and ``reconcile`` create one."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        if not create:
+            require_existing(url)
         self.url = url
         self.engine = make_engine(url)
         self.metadata = MetaData()
