@@ -9,7 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 
-BODY_EXCERPT = 4096
+BODY_EXCERPT = 4096  # characters of the body kept with the run
+HEAD_BYTES = 4 * BODY_EXCERPT  # enough bytes for 4,096 characters of any encoding
 DEFAULT_TIMEOUT = 300.0  # seconds without progress, when the job declares no timeout
 
 
@@ -71,14 +72,17 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
     # a stalled server must not hold the job (and, with forbid, every later run) forever.
     limit = None if ctx.timeout else DEFAULT_TIMEOUT
     try:
-        async with httpx.AsyncClient(timeout=limit, follow_redirects=True) as client:
-            response = await client.request(
+        async with (
+            httpx.AsyncClient(timeout=limit, follow_redirects=True) as client,
+            client.stream(
                 method,
                 args.url,
                 headers=headers,
                 json=payload,
                 content=args.body.encode() if args.body is not None else None,
-            )
+            ) as response,
+        ):
+            head = await _read_head(response)
     except httpx.HTTPError as exc:
         return Result("failure", error=f"{type(exc).__name__}: {exc}{_root_cause(exc)}")
     ok = (
@@ -86,7 +90,7 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
         if args.expect_status
         else (200 <= response.status_code < 300)
     )
-    excerpt = response.text[:BODY_EXCERPT]
+    excerpt = head.decode(response.encoding or "utf-8", errors="replace")[:BODY_EXCERPT]
     output = f"HTTP {response.status_code} {response.reason_phrase}\n{excerpt}"
     if ok:
         return Result("success", exit_code=response.status_code, output=output)
@@ -97,6 +101,16 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
         output=output,
         error=f"HTTP {response.status_code}, expected {expected}",
     )
+
+
+async def _read_head(response: Any) -> bytes:
+    """The whole body is read (the request is not done before it ends), but only its start
+    is kept: a 400 MB response held in memory took the daemon from 83 to 935 MB for good."""
+    head = bytearray()
+    async for chunk in response.aiter_bytes():
+        if len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+    return bytes(head)
 
 
 def _root_cause(exc: BaseException) -> str:
