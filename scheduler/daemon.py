@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
 STORE_RETRY_SECONDS = 1.0
+SLOW_PASS_SECONDS = 2.0  # a scheduler pass this long waited for a locked store
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
@@ -65,18 +67,75 @@ def release_memory() -> None:
 
 
 class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """APScheduler 3.x stops waking up for good if writing a job back to the store fails
-    (a locked SQLite file, a restarting database). Retry instead; the runner ignores a due
-    time it already started, so the retry cannot run a job twice."""
+    """APScheduler's asyncio scheduler with each pass (read the due jobs, hand them to the
+    runner, write their next run times) in a thread of its own, off the event loop: a locked
+    SQLite store held the loop for the busy timeout, 5 s per pass, and with it the API and
+    history. A pass that fails (a locked file, a restarting database) is retried instead of
+    stopping the wake-ups for good; the runner ignores a due time it already started, so the
+    retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz."""
+
+    def start(self, paused: bool = False) -> None:
+        self._pass_thread = ThreadPoolExecutor(1, thread_name_prefix="scheduler-pass")
+        self._pass: asyncio.Future[float | None] | None = None
+        self._pass_again = False
+        self._stopping = False
+        self.problem: str | None = None
+        super().start(paused)
 
     def wakeup(self) -> None:
-        self._stop_timer()
+        loop = self._eventloop
+        if loop is None or self._stopping:
+            return
         try:
-            wait_seconds = self._process_jobs()
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:  # APScheduler's own calls may come from any thread
+            loop.call_soon_threadsafe(self.wakeup)
+            return
+        self._stop_timer()
+        if self._pass is not None:
+            self._pass_again = True  # one more pass once this one ends
+            return
+        self._pass = loop.run_in_executor(self._pass_thread, self._one_pass)
+        self._pass.add_done_callback(self._pass_done)
+
+    def _one_pass(self) -> float | None:
+        started = time.monotonic()
+        try:
+            wait_seconds: float | None = self._process_jobs()
         except Exception as exc:
             log.warning("store unavailable (%s): retrying in %gs", exc, STORE_RETRY_SECONDS)
-            wait_seconds = STORE_RETRY_SECONDS
-        self._start_timer(wait_seconds)
+            self.problem = f"the scheduler cannot update its jobs in the store: {exc}"
+            return STORE_RETRY_SECONDS
+        took = time.monotonic() - started
+        if took > SLOW_PASS_SECONDS:
+            log.warning("a scheduler pass waited %.1fs for the store (locked?)", took)
+            self.problem = f"the store is locked or slow: a scheduler pass took {took:.1f}s"
+        else:
+            self.problem = None
+        return wait_seconds
+
+    def _pass_done(self, future: asyncio.Future[float | None]) -> None:
+        self._pass = None
+        if self._stopping or self._eventloop is None:
+            return
+        if self._pass_again:
+            self._pass_again = False
+            self.wakeup()
+        elif future.cancelled() or future.exception() is not None:
+            self._start_timer(STORE_RETRY_SECONDS)
+        else:
+            self._start_timer(future.result())
+
+    async def finish_pass(self) -> None:
+        """Start no new pass and let the one in flight end (its runs reach the runner)."""
+        self._stopping = True
+        self._stop_timer()
+        if self._pass is not None:
+            await asyncio.gather(self._pass, return_exceptions=True)
+        await asyncio.sleep(0)  # the due jobs it handed over, queued on the loop
+        self._pass_thread.shutdown(wait=False)
 
 
 def builtin_cleanup() -> DeclaredJob:
@@ -195,6 +254,7 @@ class Daemon:
             file_watch.cancel()
             await asyncio.gather(file_watch, return_exceptions=True)
             if self.scheduler.running:
+                await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
             await self.runner.shutdown(self.shutdown_grace)
             self.store.close()
@@ -239,7 +299,7 @@ class Daemon:
             return gone
         if self.writer is not None and (unwritten := self.writer.unhealthy()):
             return unwritten
-        return None
+        return self.scheduler.problem
 
     def _on_sighup(self) -> None:
         asyncio.get_running_loop().create_task(self.reconcile("SIGHUP"))
