@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any, Literal
 
@@ -54,7 +55,8 @@ class HttpArgs(HandlerArgs):
 
 async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
     """One request; the job's ``timeout`` bounds it (the runner cancels it)."""
-    import httpx  # only when a request is made: job files are validated without it
+    tls = await _tls_context()
+    import httpx  # imported by _tls_context, in a thread
 
     headers = {
         "User-Agent": "declarative-scheduler",
@@ -73,7 +75,7 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
     limit = None if ctx.timeout else DEFAULT_TIMEOUT
     try:
         async with (
-            httpx.AsyncClient(timeout=limit, follow_redirects=True) as client,
+            httpx.AsyncClient(timeout=limit, follow_redirects=True, verify=tls) as client,
             client.stream(
                 method,
                 args.url,
@@ -101,6 +103,24 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
         output=output,
         error=f"HTTP {response.status_code}, expected {expected}",
     )
+
+
+_TLS: dict[str, Any] = {}  # one TLS context per process, shared by every request
+
+
+async def _tls_context() -> Any:
+    """Importing httpx and loading the CA bundle take 50-300 ms of CPU: done once, in a
+    thread, not on the daemon's loop in every run (``/healthz`` stood still meanwhile).
+    httpx is imported only when a request is made: job files are validated without it."""
+    if "context" not in _TLS:
+
+        def build() -> Any:
+            import httpx
+
+            return httpx.create_ssl_context()
+
+        _TLS["context"] = await asyncio.to_thread(build)
+    return _TLS["context"]
 
 
 async def _read_head(response: Any) -> bytes:
