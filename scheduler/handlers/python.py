@@ -13,6 +13,7 @@ import contextvars
 import functools
 import importlib
 import inspect
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -91,8 +92,12 @@ async def in_job_thread(function: Callable[[], Any], name: str) -> Any:
 async def run_python(ctx: RunContext, args: PythonArgs) -> Result:
     """Coroutine functions run on the loop; plain ones in a thread of their own (a timeout
     then stops waiting for it, but Python cannot kill the thread: it runs to its end)."""
+    name = f"python job {ctx.job_id}"
     try:
-        function = resolve(args.function)
+        if args.function.partition(":")[0] in sys.modules:
+            function = resolve(args.function)
+        else:  # a first import runs the module's code, which must not hold the loop
+            function = await in_job_thread(functools.partial(resolve, args.function), name)
     except (ImportError, AttributeError) as exc:
         return Result("failure", error=f"cannot import {args.function}: {exc}")
     try:
@@ -100,7 +105,7 @@ async def run_python(ctx: RunContext, args: PythonArgs) -> Result:
             value = await function(**args.kwargs)
         else:
             call = functools.partial(function, **args.kwargs)
-            value = await in_job_thread(call, f"python job {ctx.job_id}")
+            value = await in_job_thread(call, name)
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
