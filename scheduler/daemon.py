@@ -16,7 +16,6 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,7 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 STORE_RETRY_SECONDS = 1.0
 SLOW_PASS_SECONDS = 2.0  # a scheduler pass this long waited for a locked store
+PASS_STOP_SECONDS = 10.0  # how long a stop waits for the pass in flight
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
@@ -75,7 +75,6 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
     retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz."""
 
     def start(self, paused: bool = False) -> None:
-        self._pass_thread = ThreadPoolExecutor(1, thread_name_prefix="scheduler-pass")
         self._pass: asyncio.Future[float | None] | None = None
         self._pass_again = False
         self._stopping = False
@@ -97,8 +96,21 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
         if self._pass is not None:
             self._pass_again = True  # one more pass once this one ends
             return
-        self._pass = loop.run_in_executor(self._pass_thread, self._one_pass)
-        self._pass.add_done_callback(self._pass_done)
+        done: asyncio.Future[float | None] = loop.create_future()
+        self._pass = done
+
+        def run() -> None:
+            wait_seconds: float | None = STORE_RETRY_SECONDS
+            try:
+                wait_seconds = self._one_pass()
+            finally:
+                with suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(_settle, done, wait_seconds)
+
+        # A daemon thread: a pass stuck on a database that never answers cannot hold up
+        # the daemon's exit (a pool's worker thread is joined at exit).
+        threading.Thread(target=run, name="scheduler-pass", daemon=True).start()
+        done.add_done_callback(self._pass_done)
 
     def _one_pass(self) -> float | None:
         started = time.monotonic()
@@ -133,9 +145,13 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
         self._stopping = True
         self._stop_timer()
         if self._pass is not None:
-            await asyncio.gather(self._pass, return_exceptions=True)
+            await asyncio.wait([self._pass], timeout=PASS_STOP_SECONDS)
         await asyncio.sleep(0)  # the due jobs it handed over, queued on the loop
-        self._pass_thread.shutdown(wait=False)
+
+
+def _settle(future: asyncio.Future[float | None], value: float | None) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def builtin_cleanup() -> DeclaredJob:
