@@ -23,12 +23,13 @@ CHUNK = b"0123456789abcdef" * 4096  # 64 KiB, sent over and over
 def huge_body_server() -> Iterator[str]:
     class Handle(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            size = BODY_BYTES if self.path == "/huge" else len(CHUNK)
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(BODY_BYTES))
+            self.send_header("Content-Length", str(size))
             self.end_headers()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                for _ in range(BODY_BYTES // len(CHUNK)):
+                for _ in range(size // len(CHUNK)):
                     self.wfile.write(CHUNK)
 
         def log_message(self, format: str, *args: object) -> None:
@@ -39,7 +40,7 @@ def huge_body_server() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/huge"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -48,13 +49,16 @@ def huge_body_server() -> Iterator[str]:
 
 def test_a_64_mib_body_is_read_to_its_end_keeping_only_its_start(tmp_path: Path) -> None:
     with huge_body_server() as url:
+        # A small request first: what the first one allocates once (imports, the TLS
+        # context) is not what a body costs.
+        run_once(tmp_path / "warm", job(run={"type": "http", "url": f"{url}/small"}))
         tracemalloc.start()
         try:
-            (row,) = run_once(tmp_path, job(run={"type": "http", "url": url}))
+            (row,) = run_once(tmp_path, job(run={"type": "http", "url": f"{url}/huge"}))
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
 
     assert row["outcome"] == "success"
     assert row["output_tail"] == "HTTP 200 OK\n" + (CHUNK.decode() * 2)[:4096]
-    assert peak < BODY_BYTES // 8, f"peak {peak / 2**20:.1f} MiB while reading the body"
+    assert peak < BODY_BYTES // 16, f"peak {peak / 2**20:.1f} MiB while reading the body"
