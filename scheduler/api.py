@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Annotated, Any, Protocol
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -29,6 +29,7 @@ from sqlalchemy import text
 from scheduler import __version__
 from scheduler.errors import SchedulerError
 from scheduler.history import list_runs
+from scheduler.http_guard import RequestGuard, is_loopback
 from scheduler.metrics import CONTENT_TYPE, Metrics
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
@@ -70,21 +71,12 @@ def parse_bind(value: str, token: str | None) -> tuple[str, int]:
         raise BindError(
             f"--http {value!r}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080"
         ) from None
-    if not token and not _loopback(host):
+    if not token and not is_loopback(host):
         raise BindError(
             f"refusing to serve the API on {host} without {TOKEN_ENV}: set a token, or bind "
             "to 127.0.0.1"
         )
     return host, port
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Job(BaseModel):
@@ -303,6 +295,17 @@ async def version() -> dict[str, str]:
     return {"version": __version__}
 
 
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi(request: Request) -> JSONResponse:
+    """The OpenAPI document: behind the token like the API it describes."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="scheduler API")
+
+
 @router.get("/metrics", response_class=Response)
 async def metrics(control: Ctl) -> Response:
     """Prometheus text format."""
@@ -350,9 +353,13 @@ def create_app(control: Control, token: str | None = None) -> FastAPI:
         version=__version__,
         description="The API of a declarative job scheduler daemon. Job files are "
         "the source of truth: jobs are not created or deleted here.",
+        openapi_url=None,  # served by the token-guarded router instead
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.control = control
     app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    app.add_middleware(RequestGuard, local_only=app.state.token is None)
     app.include_router(open_router)
     app.include_router(router)
     return app
