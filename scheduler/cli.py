@@ -18,6 +18,7 @@ from scheduler import __version__
 from scheduler.errors import InvalidJobFiles, SchedulerError
 from scheduler.loader import load_paths
 from scheduler.settings import Settings
+from scheduler.terminal import safe_json, safe_text
 
 OUTPUT = click.option(
     "--output",
@@ -38,7 +39,13 @@ ALLOW_EMPTY = click.option(
 
 
 def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    click.echo(safe_json(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print text that may hold job output or job-provided text: control characters and
+    escape sequences are shown, never sent raw to the terminal."""
+    click.echo(safe_text(text), err=err)
 
 
 def _iso(value: str) -> datetime:
@@ -58,7 +65,7 @@ class SchedulerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SchedulerError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _say(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -122,7 +129,7 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
             _print_json([p.as_dict() for p in exc.problems])
         else:
             for problem in exc.problems:
-                click.echo(str(problem))
+                _say(str(problem))
             click.echo(
                 f"{len(exc.problems)} problem(s): fix them and run `scheduler validate` again",
                 err=True,
@@ -194,7 +201,7 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
     if output == "json":
         _print_json(plan_json(details))
     else:
-        click.echo(plan_text(details))
+        _say(plan_text(details))
 
 
 @cli.command()
@@ -265,7 +272,7 @@ def jobs(settings: Settings, output: str) -> None:
     if output == "json":
         _print_json(listing)
     else:
-        click.echo(jobs_text(listing))
+        _say(jobs_text(listing))
 
 
 @cli.command()
@@ -364,11 +371,11 @@ def trigger(settings: Settings, job_id: str, output: str) -> None:
     result = _operator(settings, "trigger", job_id, output)
     if output == "text":
         if not result["started"]:
-            click.echo(f"{job_id} not started: {result['reason']}")
+            _say(f"{job_id} not started: {result['reason']}")
         elif result.get("outcome"):
-            click.echo(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
+            _say(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
         else:
-            click.echo(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
+            _say(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
     if result.get("outcome") not in (None, "success") or not result["started"]:
         sys.exit(1)
 
@@ -386,7 +393,7 @@ def pause(settings: Settings, job_id: str, output: str) -> None:
     """
     result = _operator(settings, "pause", job_id, output)
     if output == "text":
-        click.echo(f"{job_id} paused" if result["changed"] else f"{job_id} was already paused")
+        _say(f"{job_id} paused" if result["changed"] else f"{job_id} was already paused")
 
 
 @cli.command()
@@ -404,7 +411,7 @@ def resume(settings: Settings, job_id: str, output: str) -> None:
     """
     result = _operator(settings, "resume", job_id, output)
     if output == "text":
-        click.echo(
+        _say(
             f"{job_id} resumed"
             if result["changed"]
             else f"{job_id} has no operator pause to lift (a `paused: true` in its file is "
@@ -447,7 +454,7 @@ def history(settings: Settings, job_id: str | None, limit: int, output: str) -> 
     if output == "json":
         _print_json(runs)
     else:
-        click.echo(history_text(runs))
+        _say(history_text(runs))
 
 
 def main() -> None:

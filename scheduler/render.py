@@ -8,6 +8,7 @@ from typing import Any
 
 from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan
+from scheduler.terminal import safe_text
 from scheduler.triggers import describe_schedule
 
 
@@ -115,8 +116,11 @@ def history_text(runs: list[dict[str, Any]]) -> str:
             f"{run['started_at']}  {run['job_id']}  {run['outcome']}  exit={code}  "
             f"try={run['attempt']}  finished={run['finished_at'] or '-'}"
         )
-        tail = (run["output_tail"] or "").strip().splitlines()[-3:]
+        # Escaped before it is split: a carriage return or a form feed is shown, not a break.
+        output = safe_text(run["output_tail"] or "").strip()
+        tail = output.split("\n")[-3:] if output else []
         lines.extend(f"    | {line}" for line in tail)
         if run["error"] and run["outcome"] != "success":
-            lines.append(f"    ! {run['error'].strip().splitlines()[-1]}")
+            last = safe_text(run["error"]).strip().rsplit("\n", 1)[-1]
+            lines.append(f"    ! {last}")
     return "\n".join(lines)
