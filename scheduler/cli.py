@@ -67,6 +67,17 @@ class SchedulerGroup(click.Group):
         except SchedulerError as exc:
             _say(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            # A database error from any verb or the daemon's start-up: one line naming the
+            # store, not a traceback. (Only possible once SQLAlchemy has been imported.)
+            sa = sys.modules.get("sqlalchemy.exc")
+            if sa is None or not isinstance(exc, sa.SQLAlchemyError):
+                raise
+            from scheduler.store_errors import explain
+
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+            _say(f"error: {explain(settings.db, exc)}", err=True)
+            ctx.exit(1)
 
 
 @click.group(
