@@ -27,9 +27,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from scheduler import __version__
-from scheduler.errors import SchedulerError
+from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
 from scheduler.http_guard import RequestGuard, is_loopback
+from scheduler.lookup import RunNotFound, find_run, job_detail
 from scheduler.metrics import CONTENT_TYPE, Metrics
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
@@ -95,6 +96,7 @@ class Job(BaseModel):
 
 class JobDetail(Job):
     spec: dict[str, Any]
+    next_fire_times: list[str] = Field(description="the next fire times, none while paused")
 
 
 class Jobs(BaseModel):
@@ -187,10 +189,13 @@ async def get_jobs(control: Ctl) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetail)
-async def get_job(control: Ctl, job_id: str) -> dict[str, Any]:
-    job = await asyncio.to_thread(_find, control, job_id)
-    stored = await asyncio.to_thread(control.store.stored_jobs, None, job_id)
-    return {**job, "spec": stored[job_id].canonical}
+async def get_job(
+    control: Ctl, job_id: str, fires: Annotated[int, Query(ge=0, le=100)] = 5
+) -> dict[str, Any]:
+    try:
+        return await asyncio.to_thread(job_detail, control.store, job_id, fires)
+    except JobNotFound:
+        raise HTTPException(404, f"no job '{job_id}': GET /jobs lists them") from None
 
 
 @router.get("/jobs/{job_id}/runs", response_model=list[Run])
@@ -207,6 +212,15 @@ async def get_all_runs(
 ) -> list[dict[str, Any]]:
     """Every job's runs, newest first."""
     return await asyncio.to_thread(list_runs, control.store, None, limit)
+
+
+@router.get("/runs/{run_id}", response_model=Run)
+async def get_run(control: Ctl, run_id: str) -> dict[str, Any]:
+    """One run (try) with its whole kept output; a unique prefix of its id will do."""
+    try:
+        return await asyncio.to_thread(find_run, control.store, run_id)
+    except RunNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 async def _act(control: Control, op: str, job_id: str) -> dict[str, Any]:

@@ -420,14 +420,23 @@ def resume(settings: Settings, job_id: str, output: str) -> None:
     Example:
       scheduler resume nightly-backup
     """
-    result = _operator(settings, "resume", job_id, output)
-    if output == "text":
-        _say(
-            f"{job_id} resumed"
-            if result["changed"]
-            else f"{job_id} has no operator pause to lift (a `paused: true` in its file is "
-            "lifted by editing the file)"
+    from scheduler.lookup import job_view
+    from scheduler.service import operator_action
+
+    result = operator_action(settings, "resume", job_id)
+    job = job_view(settings, job_id, runs=0, fires=0)
+    result["paused_by"] = job["paused_by"]
+    if output == "json":
+        _print_json(result)
+    if job["paused_by"] == "file":
+        # Regression (issue 15.6): this said nothing and exited 0, the job still paused.
+        lifted = "the operator's pause is lifted, but " if result["changed"] else ""
+        raise SchedulerError(
+            f"{job_id} stays paused: {lifted}its file says `paused: true` ({job['source']}); "
+            "set it to false there (and commit), and the next reconcile resumes it"
         )
+    if output == "text":
+        _say(f"{job_id} resumed" if result["changed"] else f"{job_id} was not paused")
 
 
 @cli.command()
@@ -448,24 +457,99 @@ def remove(settings: Settings, job_id: str) -> None:
 @cli.command()
 @click.argument("job_id", metavar="[JOB]", required=False)
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option(
+    "--output-lines",
+    default="3",
+    show_default=True,
+    metavar="N|all",
+    help="Lines of each run's output to show in text output (`all`: everything kept).",
+)
 @OUTPUT
 @click.pass_obj
-def history(settings: Settings, job_id: str | None, limit: int, output: str) -> None:
-    """Past runs, newest first: start, end, outcome, exit code, attempt, output tail.
+def history(
+    settings: Settings, job_id: str | None, limit: int, output_lines: str, output: str
+) -> None:
+    """Past runs, newest first: start, end, outcome, exit code, attempt, run id, output.
+
+    `scheduler logs RUN_ID` prints one run's whole kept output.
 
     \b
     Example:
       scheduler history
+      scheduler history weekly-export --limit 5 --output-lines all
       scheduler history weekly-export --limit 5 -o json
     """
     from scheduler.render import history_text
     from scheduler.service import runs_listing
 
+    if output_lines == "all":
+        lines = None
+    elif output_lines.isdigit():
+        lines = int(output_lines)
+    else:
+        raise click.BadParameter(
+            f"{output_lines!r}: give a number of lines, or `all`", param_hint="--output-lines"
+        )
     runs = runs_listing(settings, job_id, limit)
     if output == "json":
         _print_json(runs)
     else:
-        _say(history_text(runs))
+        _say(history_text(runs, lines))
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN_ID")
+@OUTPUT
+@click.pass_obj
+def logs(settings: Settings, run_id: str, output: str) -> None:
+    """Print one run's whole kept output (the last 64 KiB), then its error if it failed.
+
+    RUN_ID is shown by `scheduler history` (run=...); a unique prefix of it will do. The
+    exit code is 0 when the run succeeded, 1 otherwise.
+
+    \b
+    Example:
+      scheduler logs 3f2a9c1e
+      scheduler logs 3f2a9c1e -o json | jq -r .output_tail
+    """
+    from scheduler.lookup import run_view
+
+    run = run_view(settings, run_id)
+    if output == "json":
+        _print_json(run)
+    else:
+        if run["output_tail"]:
+            _say(run["output_tail"].rstrip("\n"))
+        if run["error"] and run["outcome"] != "success":
+            _say(f"{run['job_id']} {run['outcome']}: {run['error'].strip()}", err=True)
+    if run["outcome"] != "success":
+        sys.exit(1)
+
+
+@cli.command()
+@JOB_ID
+@click.option("--runs", "-n", default=5, show_default=True, type=click.IntRange(0, 1000))
+@click.option(
+    "--fires", default=5, show_default=True, type=click.IntRange(0, 100), help="Next fire times."
+)
+@OUTPUT
+@click.pass_obj
+def get(settings: Settings, job_id: str, runs: int, fires: int, output: str) -> None:
+    """Show one job: its spec, source, state, next fire times and last runs.
+
+    \b
+    Example:
+      scheduler get nightly-backup
+      scheduler get nightly-backup --runs 20 -o json | jq '.runs[].outcome'
+    """
+    from scheduler.lookup import job_view
+    from scheduler.render import job_text
+
+    detail = job_view(settings, job_id, runs, fires)
+    if output == "json":
+        _print_json(detail)
+    else:
+        _say(job_text(detail))
 
 
 def main() -> None:
