@@ -86,7 +86,8 @@ def check_local(method: str, headers: dict[str, str]) -> None:
     if method in SAFE_METHODS:
         return
     origin = headers.get("origin")
-    if origin is not None and not is_loopback(urlsplit(origin).hostname or ""):
+    if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+        # Same origin only: another local web app (localhost:3000) is cross-site too.
         raise Refused(
             403,
             f"cross-site request from Origin {origin!r} refused: without SCHEDULER_API_TOKEN "
@@ -117,7 +118,8 @@ class RequestGuard:
             if self.local_only:
                 check_local(scope["method"], headers)
             body = await self._read_body(headers, receive)
-            if body and json_depth(body) > MAX_JSON_DEPTH:
+            few = body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH  # the usual case
+            if not few and json_depth(body) > MAX_JSON_DEPTH:
                 raise Refused(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels: refused")
         except Refused as refused:
             await _reply(send, refused.status, refused.detail)

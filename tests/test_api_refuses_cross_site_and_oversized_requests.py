@@ -42,9 +42,10 @@ def test_a_cross_site_form_post_triggers_nothing(
         )
         assert form.status_code == 403
         assert "cross-site request from Origin 'https://evil.example'" in form.json()["detail"]
-        # An opaque Origin (a sandboxed frame) is foreign too.
-        plain = browser.post("/jobs/report/trigger", content=b"x", headers={"Origin": "null"})
-        assert plain.status_code == 403
+        # An opaque Origin (a sandboxed frame) and another local web app are foreign too.
+        for origin in ("null", "http://localhost:3000", "http://127.0.0.1:1"):
+            json_post = {"Origin": origin, "Content-Type": "application/json"}
+            assert browser.post("/jobs/report/trigger", headers=json_post).status_code == 403
         no_type = browser.post("/jobs/report/trigger")
         assert no_type.status_code == 415
         assert "needs 'Content-Type: application/json'" in no_type.json()["detail"]
