@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -150,3 +151,43 @@ def test_an_open_xdg_runtime_dir_is_refused_too(
     result = cli(jobs_dir, db_url, env, "pause", "a")
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: XDG_RUNTIME_DIR {shared_tmp} is open to other")
+
+
+def test_a_socket_that_is_not_this_users_is_never_asked(
+    jobs_dir: Path,
+    db_url: str,
+    write_jobs: WriteJobs,
+    runtime_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fake daemon socket (another user's, or not a socket at all) is refused: it used
+    to answer `scheduler pause a` with "a paused" while nothing changed."""
+    write_jobs("a.yaml", simple_job("a"))
+    assert (
+        subprocess.run(
+            scheduler_argv(jobs_dir, db_url, "reconcile"), capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
+    path = runtime_paths(db_url).socket
+    env = {**env_without_xdg(runtime_dir), "XDG_RUNTIME_DIR": str(runtime_dir)}
+    path.write_text("")
+    refused = cli(jobs_dir, db_url, env, "pause", "a")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"error: {path} is not a socket of this user (uid {os.geteuid()}): it cannot be the "
+        "daemon's; remove it and start the daemon again\n"
+    )
+    path.unlink()
+    if os.geteuid() == 0:  # a listening socket another user owns
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as fake:
+            fake.bind(str(path))
+            fake.listen()
+            os.chown(path, NOBODY, NOBODY)
+            refused = cli(jobs_dir, db_url, env, "pause", "a")
+        assert refused.returncode == 1
+        assert f"is not a socket of this user (uid {NOBODY})" in refused.stderr
+        path.unlink()
+    paused = cli(jobs_dir, db_url, env, "pause", "a")  # no daemon: on the store itself
+    assert paused.returncode == 0 and paused.stdout == "a paused\n"
