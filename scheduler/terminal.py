@@ -3,7 +3,7 @@ error text, ids quoted in messages) with control characters made visible, so a j
 set the window title, write the clipboard (OSC 52), move the cursor or hide text from the
 operator. JSON output keeps every value exact; only its encoding escapes more.
 
-Caller: ``cli`` (every text line it prints, and its JSON).
+Callers: ``cli`` (every text line it prints, and its JSON), ``logs`` (the daemon's log).
 """
 
 from __future__ import annotations

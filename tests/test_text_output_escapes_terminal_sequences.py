@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import RunCli, WriteJobs
+from tests.conftest import RunCli, StartDaemon, WriteJobs, simple_job
 
 # title (OSC 0), clipboard (OSC 52), clear screen (CSI), one-byte C1 CSI, a carriage
 # return that would overwrite the line, a right-to-left override.
@@ -72,3 +72,27 @@ def test_line_breaks_tabs_and_crlf_read_normally(run_cli: RunCli, write_jobs: Wr
     assert run_cli("trigger", "windows").exit_code == 0
     lines = run_cli("history", "windows").output.splitlines()
     assert lines[1:] == ["    | one\ttab", "    | two"]
+
+
+BAD_CRON = """\
+jobs:
+  a:
+    schedule: {cron: "* * * * \\e]0;pwned\\a"}
+    run: {type: command, command: ["true"]}
+"""
+SHOWN = r"day-of-week field '\x1b]0;pwned\x07'"
+
+
+def test_validate_and_the_daemon_log_show_escapes_from_a_file(
+    run_cli: RunCli, write_jobs: WriteJobs, start_daemon: StartDaemon
+) -> None:
+    write_jobs("a.yaml", simple_job("a"))
+    daemon = start_daemon()
+    mark = daemon.mark()
+    write_jobs("a.yaml", BAD_CRON)
+    validated = run_cli("validate")
+    assert validated.exit_code == 1
+    assert SHOWN in validated.output and "\x1b" not in validated.output
+    daemon.wait_log("refused, keeping the last good state", since=mark)
+    log = daemon.log(mark)
+    assert SHOWN in log and "\x1b" not in log and "\x07" not in log
