@@ -1,7 +1,8 @@
 #!/bin/sh
 # The container's command: read the API token (and optionally the database URL) from mounted
 # secret files, then become `scheduler run` with exec, so the daemon is PID 1 and receives
-# SIGTERM (stop), SIGHUP (reconcile) and reaps its jobs' orphans itself.
+# SIGTERM (stop), SIGHUP (reconcile) and reaps its jobs' orphans itself. The lock and the
+# control socket go to $TMPDIR/scheduler-<uid>, created private (0700) by the daemon.
 # Also used by tests/test_deploy_entrypoint_runs_as_pid_1.py outside a container.
 set -eu
 secrets="${SCHEDULER_SECRETS_DIR:-/run/secrets/scheduler}"

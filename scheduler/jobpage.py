@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from scheduler.history import list_runs
-from scheduler.spec import JobSpec
 from scheduler.store import Store
-from scheduler.triggers import fire_times
 
 RUNS = 50
 FIRES = 10
@@ -94,33 +92,19 @@ def duration_bars(runs: list[dict[str, Any]]) -> tuple[list[Bar], float]:
     return bars, longest
 
 
-def next_fires(spec: JobSpec, next_run_time: str | None) -> list[datetime]:
-    """The next fire times as the scheduler will fire them: an interval counts from the
-    stored next run (not from now), a cron schedule from now."""
-    schedule = spec.schedule
-    if schedule.interval is not None:
-        if next_run_time is None:
-            return []
-        first = datetime.fromisoformat(next_run_time)
-        times = [first + schedule.interval * i for i in range(FIRES)]
-        return [t for t in times if schedule.end is None or t <= schedule.end]
-    return fire_times(schedule, datetime.now(UTC), FIRES)
-
-
-def page_context(
-    store: Store, job: dict[str, Any], spec: JobSpec, canonical: dict[str, Any]
-) -> dict[str, Any]:
+def page_context(store: Store, job: dict[str, Any]) -> dict[str, Any]:
+    """What job.html shows of ``job`` (``lookup.job_detail``: with its spec and the next
+    fire times of its stored trigger)."""
     runs = list_runs(store, job["id"], RUNS)
     for run in runs:
         start, end = _seconds(run["started_at"]), _seconds(run["finished_at"])
         run["duration"] = None if start is None or end is None else end - start
-    fires = [] if job["paused"] else next_fires(spec, job["next_run_time"])
     bars, longest = duration_bars(runs)
     return {
         "job": job,
         "declared": declared_text(job["source"]),
-        "normalized": yaml.safe_dump(canonical, sort_keys=False, allow_unicode=True),
-        "fires": [f.isoformat() for f in fires],
+        "normalized": yaml.safe_dump(job["spec"], sort_keys=False, allow_unicode=True),
+        "fires": job["next_fire_times"],
         "runs": runs,
         "bars": bars,
         "longest": longest,

@@ -34,22 +34,25 @@ def free_port() -> int:
         return port
 
 
-def image_env(tmp_path: Path, port: int) -> dict[str, str]:
+def image_env(tmp_path: Path, port: int, short_tmp: Path) -> dict[str, str]:
     """The environment the Dockerfile sets, with its paths moved under tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SCHEDULER_") and k != "XDG_RUNTIME_DIR"  # as in the image
+    }
     (tmp_path / "jobs.d").mkdir()
     (tmp_path / "jobs.d" / "a.yaml").write_text(
         'jobs:\n  hello:\n    schedule: {cron: "0 9 * * *"}\n'
         '    run: {type: command, command: ["true"]}\n'
     )
-    (tmp_path / "run").mkdir()
     env.update(
         PATH=f"{BIN or Path(sys.executable).parent}:{env['PATH']}",
         SCHEDULER_JOBS_DIR=str(tmp_path / "jobs.d"),
         SCHEDULER_DB=f"sqlite:///{tmp_path / 'scheduler.db'}",
         SCHEDULER_HTTP=f"127.0.0.1:{port}",
         SCHEDULER_SECRETS_DIR=str(tmp_path / "secrets"),
-        XDG_RUNTIME_DIR=str(tmp_path / "run"),
+        TMPDIR=str(short_tmp),  # the image's /tmp: the daemon makes its 0700 dir there
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -72,9 +75,11 @@ def pid_1_of(unshare: subprocess.Popen[bytes]) -> int:
 
 
 @pytest.mark.skipif(UNSHARE is None, reason="util-linux unshare is not installed here")
-def test_the_entrypoint_serves_as_pid_1_and_stops_on_sigterm(tmp_path: Path) -> None:
+def test_the_entrypoint_serves_as_pid_1_and_stops_on_sigterm(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
     port = free_port()
-    env = image_env(tmp_path, port)
+    env = image_env(tmp_path, port, runtime_dir)
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "token").write_text("s3cret\n")
     log = tmp_path / "daemon.log"
@@ -121,10 +126,10 @@ def test_the_entrypoint_serves_as_pid_1_and_stops_on_sigterm(tmp_path: Path) -> 
             process.wait()
 
 
-def test_the_entrypoint_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+def test_the_entrypoint_refuses_to_start_without_a_token(tmp_path: Path, runtime_dir: Path) -> None:
     result = subprocess.run(
         ["sh", str(DEPLOY / "entrypoint.sh")],
-        env=image_env(tmp_path, free_port()),
+        env=image_env(tmp_path, free_port(), runtime_dir),
         capture_output=True,
         text=True,
         timeout=30,
