@@ -79,7 +79,7 @@ def duration_bars(runs: list[dict[str, Any]]) -> tuple[list[Bar], float]:
         if start is not None and end is not None and run["outcome"] not in ("skipped", "missed"):
             finished.append((run, max(0.0, end - start)))
     longest = max((d for _, d in finished), default=0.0)
-    step = CHART_WIDTH / max(len(finished), 1)
+    step = CHART_WIDTH / RUNS  # one slot per run shown, so bars keep their width
     bars = [
         Bar(
             x=i * step,
@@ -111,6 +111,6 @@ def page_context(store: Store, job: dict[str, Any]) -> dict[str, Any]:
         "chart": {
             "width": CHART_WIDTH,
             "height": CHART_HEIGHT,
-            "bar": CHART_WIDTH / max(len(bars), 1),
+            "bar": CHART_WIDTH / RUNS,
         },
     }

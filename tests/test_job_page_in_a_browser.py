@@ -89,7 +89,7 @@ def test_job_page_shows_runs_as_text(
         assert api.get("/ui/jobs/nope").status_code == 404
         late_next = datetime.fromisoformat(api.get("/jobs/zz-late").json()["next_run_time"])
 
-    browser.set_window_size(1280, 900)
+    browser.set_window_size(1280, 1500)  # tall enough for the chart and the runs
     browser.get(daemon.base_url + "/")
     rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert rows[0].get_attribute("id") == "job-zz-late"  # overdue first, not alphabetical
