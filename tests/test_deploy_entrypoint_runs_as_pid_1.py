@@ -149,4 +149,9 @@ def test_the_dockerfile_uses_these_files() -> None:
     assert re.search(r"^HEALTHCHECK .*\n\s+CMD .*scheduler-healthcheck", text, re.M)
     user = re.findall(r"^USER (\S+)", text, re.M)
     assert user and not user[-1].startswith(("root", "0:", "0\n")) and user[-1] != "0"
+    # everything the Dockerfile copies is let into the build context, and nothing else
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M)
+    for source in (s for line in copied for s in line.split()):
+        assert f"!{source.rstrip('/')}" in [i.rstrip("/") for i in ignore], source
     assert re.search(r"^VOLUME \[.*jobs\.d.*data", text, re.M)
