@@ -22,7 +22,7 @@ from scheduler.render import plan_details
 from scheduler.settings import Settings
 from scheduler.store import Store
 
-SPECS_PER_REQUEST = 1000  # ids of at most 128 characters: ~130 KiB per request at worst
+SPECS_PER_REQUEST = 1000  # ids of at most 100 characters: ~100 KiB per request at worst
 WORKERS = min(4, os.cpu_count() or 1)
 
 

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import cli
@@ -124,3 +125,29 @@ def test_an_empty_checkout_is_refused_unless_allowed(
     assert "refusing to remove them all" in refused.stderr
     allowed = _remote(daemon.base_url, missing, "plan", "--allow-empty", "-o", "json")
     assert json.loads(allowed.stdout)["remove"] == ["old-a", "old-b", "report"]
+
+
+def test_many_changed_jobs_are_fetched_in_bounded_requests(
+    start_api: StartApi, write_jobs: WriteJobs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests carry job ids only, a bounded number each (the API refuses large bodies)."""
+    many = "jobs:\n" + "".join(
+        f"  job-{n}:\n    schedule: {{interval: {n + 1}h}}\n    run: {{type: command, "
+        'command: ["true"]}\n'
+        for n in range(5)
+    )
+    write_jobs("a.yaml", many)
+    daemon = start_api()
+    checkout = tmp_path / "checkout"
+    _write(checkout, "a.yaml", many.replace('["true"]', '["false"]'))
+    monkeypatch.setattr("scheduler.remote_plan.SPECS_PER_REQUEST", 2)
+
+    result = CliRunner().invoke(
+        cli, ["--url", daemon.base_url, "--jobs-dir", str(checkout), "plan", "-o", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    updates = json.loads(result.output)["update"]
+    assert updates == [{"id": f"job-{n}", "fields": ["run.command"]} for n in range(5)]
+    with daemon.client() as api:
+        too_many = api.post("/store/specs", json={"ids": [f"job-{n}" for n in range(1001)]})
+        assert too_many.status_code == 422
