@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from scheduler.client import call
+from scheduler.client import ApiError, call
 from scheduler.plan import Stored, plan
 from scheduler.reconciler import EmptyJobsDir, load_desired
 from scheduler.render import plan_details
@@ -49,7 +49,7 @@ def plan_remote(settings: Settings, *, allow_empty: bool = False) -> dict[str, A
     """Plan the local jobs dir against the store behind ``settings.api_url``; changes nothing."""
     assert settings.api_url is not None
     desired = load_desired(settings.jobs_dir, {}, workers=WORKERS).jobs  # raises InvalidJobFiles
-    index: dict[str, dict[str, Any]] = call(settings.api_url, "GET", "/store/jobs")["jobs"]
+    index = _stored_index(settings.api_url)
     if not desired and index and not allow_empty:
         raise EmptyJobsDir(settings.jobs_dir, len(index))
     changed = sorted(
@@ -72,3 +72,16 @@ def plan_remote(settings: Settings, *, allow_empty: bool = False) -> dict[str, A
         for job_id, entry in index.items()
     }
     return plan_details(plan(desired, stored))
+
+
+def _stored_index(url: str) -> dict[str, dict[str, Any]]:
+    try:
+        index: dict[str, dict[str, Any]] = call(url, "GET", "/store/jobs")["jobs"]
+    except ApiError as exc:
+        if "HTTP 404" not in str(exc):
+            raise
+        raise ApiError(
+            f"the daemon at {url} cannot plan your files (it has no GET /store/jobs: an older "
+            "release): upgrade it, or run `scheduler --db URL plan` against its store"
+        ) from None
+    return index

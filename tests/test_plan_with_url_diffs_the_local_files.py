@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from scheduler.cli import cli
 from tests.api_helpers import StartApi
 from tests.conftest import WriteJobs, simple_job
+from tests.runner_helpers import http_server
 
 DEPLOYED = """
 jobs:
@@ -151,3 +152,18 @@ def test_many_changed_jobs_are_fetched_in_bounded_requests(
     with daemon.client() as api:
         too_many = api.post("/store/specs", json={"ids": [f"job-{n}" for n in range(1001)]})
         assert too_many.status_code == 422
+
+
+def test_a_daemon_that_cannot_plan_local_files_is_named_with_what_to_do(
+    write_jobs: WriteJobs, jobs_dir: Path
+) -> None:
+    """An older daemon has no /store/jobs: say so, never fall back to its own directory."""
+    write_jobs("a.yaml", DEPLOYED)
+    with http_server(lambda _request: (404, b'{"detail": "Not Found"}', 0)) as old:
+        result = CliRunner().invoke(
+            cli, ["--url", old.url, "--jobs-dir", str(jobs_dir), "plan", "--detailed-exitcode"]
+        )
+        assert [r.path for r in old.received] == ["/store/jobs"]
+    assert result.exit_code == 1
+    assert f"the daemon at {old.url} cannot plan your files" in result.output
+    assert "upgrade it, or run `scheduler --db URL plan` against its store" in result.output
