@@ -18,6 +18,7 @@ from scheduler.history import list_runs
 from scheduler.store import Store
 
 RUNS = 50
+TAIL_CHARS = 4096  # of each run's output on the page (50 full tails would be 3 MB)
 FIRES = 10
 DECLARED_MAX_BYTES = 1_000_000
 DECLARED_MAX_LINES = 200
@@ -99,6 +100,9 @@ def page_context(store: Store, job: dict[str, Any]) -> dict[str, Any]:
     for run in runs:
         start, end = _seconds(run["started_at"]), _seconds(run["finished_at"])
         run["duration"] = None if start is None or end is None else end - start
+        tail = run["output_tail"] or ""
+        run["cut"] = len(tail) > TAIL_CHARS
+        run["output_tail"] = tail[-TAIL_CHARS:]
     bars, longest = duration_bars(runs)
     return {
         "job": job,
@@ -106,6 +110,7 @@ def page_context(store: Store, job: dict[str, Any]) -> dict[str, Any]:
         "normalized": yaml.safe_dump(job["spec"], sort_keys=False, allow_unicode=True),
         "fires": job["next_fire_times"],
         "runs": runs,
+        "tail_chars": TAIL_CHARS,
         "bars": bars,
         "longest": longest,
         "chart": {

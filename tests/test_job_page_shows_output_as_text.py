@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scheduler.jobpage import declared_text, duration_bars, visible
+from scheduler.jobpage import TAIL_CHARS, declared_text, duration_bars, page_context, visible
+from scheduler.store import Store
 
 
 def test_control_characters_and_undecodable_bytes_become_visible() -> None:
@@ -47,3 +48,30 @@ def test_the_chart_scales_finished_runs_oldest_first() -> None:
     assert longest == 4.0
     assert [(b.outcome, round(b.height)) for b in bars] == [("success", 116), ("failure", 29)]
     assert bars[0].x < bars[1].x
+
+
+def test_long_output_is_cut_to_its_end_on_the_page(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        with store.write() as conn:
+            conn.execute(
+                store.runs.insert(),
+                {
+                    "run_id": "r1",
+                    "job_id": "big",
+                    "scheduled_time": None,
+                    "started_at": 10.0,
+                    "finished_at": 12.5,
+                    "outcome": "success",
+                    "exit_code": 0,
+                    "attempt": 1,
+                    "output_tail": "a" * 10_000 + "THE END",
+                    "error": None,
+                },
+            )
+        job = {"id": "big", "source": "(built in)", "spec": {}, "next_fire_times": []}
+        (shown,) = page_context(store, job)["runs"]
+    finally:
+        store.close()
+    assert shown["cut"] and len(shown["output_tail"]) == TAIL_CHARS
+    assert shown["output_tail"].endswith("THE END") and shown["duration"] == 2.5
