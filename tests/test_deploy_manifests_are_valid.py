@@ -85,11 +85,17 @@ def test_sqlite_keeps_one_writer_on_a_claim_and_postgresql_takes_its_url_from_th
     assert "db-url" in pg["Secret"]["stringData"]
 
 
-def test_the_configmap_holds_valid_job_files(tmp_path: Path) -> None:
+def test_the_configmap_holds_valid_job_files_as_kubelet_mounts_them(tmp_path: Path) -> None:
+    # kubelet's layout: the files in a timestamped hidden dir, `..data` pointing at it, and
+    # each key a symlink through `..data` (swapped atomically on a ConfigMap update)
     jobs = tmp_path / "jobs.d"
-    jobs.mkdir()
-    for name, text in layout("sqlite.yaml")["ConfigMap"]["data"].items():
-        (jobs / name).write_text(text)
+    version = jobs / "..2026_11_29_01_00_00.000000001"
+    version.mkdir(parents=True)
+    (jobs / "..data").symlink_to(version.name)
+    data = layout("sqlite.yaml")["ConfigMap"]["data"]
+    for name, text in data.items():
+        (version / name).write_text(text)
+        (jobs / name).symlink_to(f"..data/{name}")
     result = subprocess.run(
         [sys.executable, "-m", "scheduler", "--jobs-dir", str(jobs), "validate"],
         capture_output=True,
@@ -97,6 +103,7 @@ def test_the_configmap_holds_valid_job_files(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"in {len(data)} file(s)" in result.stdout  # each file once, not again via ..data
 
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
