@@ -121,6 +121,8 @@ class Run(BaseModel):
     attempt: int
     output_tail: str | None
     error: str | None
+    task_id: str | None = None
+    worker: str | None = None
 
 
 class Action(BaseModel):

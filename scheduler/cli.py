@@ -369,7 +369,7 @@ def trigger(settings: Settings, job_id: str, output: str) -> None:
             click.echo(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
         else:
             click.echo(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
-    if result.get("outcome") not in (None, "success") or not result["started"]:
+    if result.get("outcome") not in (None, "success", "sent") or not result["started"]:
         sys.exit(1)
 
 

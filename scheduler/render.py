@@ -115,8 +115,10 @@ def history_text(runs: list[dict[str, Any]]) -> str:
             f"{run['started_at']}  {run['job_id']}  {run['outcome']}  exit={code}  "
             f"try={run['attempt']}  finished={run['finished_at'] or '-'}"
         )
+        if run.get("task_id"):
+            lines.append(f"    task {run['task_id']} on {run.get('worker') or '(not known yet)'}")
         tail = (run["output_tail"] or "").strip().splitlines()[-3:]
         lines.extend(f"    | {line}" for line in tail)
-        if run["error"] and run["outcome"] != "success":
+        if run["error"] and run["outcome"] not in ("success", "sent"):
             lines.append(f"    ! {run['error'].strip().splitlines()[-1]}")
     return "\n".join(lines)

@@ -156,6 +156,8 @@ def runs_table(metadata: MetaData) -> Table:
         Column("attempt", Integer, nullable=False),
         Column("output_tail", Text, nullable=True),
         Column("error", Text, nullable=True),
+        Column("task_id", String(255), nullable=True),
+        Column("worker", Unicode(255), nullable=True),
         Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
         Index("ix_scheduler_runs_started", "started_at"),
     )
