@@ -6,6 +6,7 @@ different tests and brokers never cross. Used by the ``celery`` handler tests an
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -15,7 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from click.testing import CliRunner
+
+from scheduler.cli import cli
+from tests.api_helpers import ApiDaemon
 from tests.daemon_helpers import wait_for
 
 REDIS = "redis://127.0.0.1:6379"
@@ -118,3 +124,29 @@ def celery_worker(
                 proc.wait()
         if not broker.startswith("redis"):
             _delete_queues(broker, list(queues.values()))
+
+
+# -- a daemon with its HTTP API, as the celery tests drive it ---------------------------
+def trigger(daemon: ApiDaemon, job_id: str) -> None:
+    with daemon.client() as client:
+        reply = client.post(f"/jobs/{job_id}/trigger")
+        assert reply.status_code == 200, reply.text
+
+
+def runs(daemon: ApiDaemon, job_id: str) -> list[dict[str, Any]]:
+    """The job's runs, oldest first, as ``scheduler history -o json`` prints them."""
+    where = ["--jobs-dir", str(daemon.jobs_dir), "--db", daemon.db_url]
+    result = CliRunner().invoke(cli, [*where, "history", job_id, "-o", "json"])
+    assert result.exit_code == 0, result.output
+    return list(reversed(json.loads(result.output)))
+
+
+def finished(daemon: ApiDaemon, job_id: str, count: int = 1, timeout: float = 20) -> list[Any]:
+    def probe() -> list[dict[str, Any]] | None:
+        rows = runs(daemon, job_id)
+        return rows if sum(r["outcome"] != "running" for r in rows) >= count else None
+
+    try:
+        return wait_for(probe, f"{count} finished run(s) of {job_id}", timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- daemon log ---\n{daemon.tail()}") from None

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from scheduler.cli import cli
 from tests.api_helpers import ApiDaemon
-from tests.celery_helpers import Worker, celery_worker
+from tests.celery_helpers import Worker, celery_worker, finished, runs, trigger
 from tests.conftest import StartApi, WriteJobs
 from tests.daemon_helpers import wait_for
 from tests.runner_helpers import gone
@@ -60,31 +58,6 @@ def run(worker: Worker, queue: str, task: str, **fields: Any) -> dict[str, Any]:
         "backend": "${SD_BACKEND}",
         **fields,
     }
-
-
-def trigger(daemon: ApiDaemon, job_id: str) -> None:
-    with daemon.client() as client:
-        reply = client.post(f"/jobs/{job_id}/trigger")
-        assert reply.status_code == 200, reply.text
-
-
-def runs(daemon: ApiDaemon, job_id: str) -> list[dict[str, Any]]:
-    """The job's runs, oldest first, as ``scheduler history -o json`` prints them."""
-    where = ["--jobs-dir", str(daemon.jobs_dir), "--db", daemon.db_url]
-    result = CliRunner().invoke(cli, [*where, "history", job_id, "-o", "json"])
-    assert result.exit_code == 0, result.output
-    return list(reversed(json.loads(result.output)))
-
-
-def finished(daemon: ApiDaemon, job_id: str, count: int = 1, timeout: float = 20) -> list[Any]:
-    def probe() -> list[dict[str, Any]] | None:
-        rows = runs(daemon, job_id)
-        return rows if sum(r["outcome"] != "running" for r in rows) >= count else None
-
-    try:
-        return wait_for(probe, f"{count} finished run(s) of {job_id}", timeout)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- daemon log ---\n{daemon.tail()}") from None
 
 
 def task_pid(path: Path) -> int:
