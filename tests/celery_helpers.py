@@ -43,6 +43,7 @@ class Worker:
     hostname: str
     log_path: Path
     proc: subprocess.Popen[bytes]
+    token: str  # a second worker started with it serves the same queues
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -74,23 +75,25 @@ def celery_worker(
     log_dir: Path,
     queue_names: list[str],
     concurrency: int = 2,
-    broker: str | None = None,
-    backend: str | None = None,
+    pool: str = "prefork",
+    token: str | None = None,
 ) -> Iterator[Worker]:
-    default_broker, default_backend = BROKERS[kind]
-    broker, backend = broker or default_broker, backend or default_backend
-    token = secrets.token_hex(4)
+    """A started worker; a second one with the same ``token`` serves the same queues."""
+    broker, backend = BROKERS[kind]
+    first = token is None
+    token = token or secrets.token_hex(4)
     queues = {name: f"sdtest-{name}-{token}" for name in queue_names}
-    for url in {broker, backend}:
-        if url.startswith("redis"):
-            _flush(url)
-    hostname = f"sdtest-{kind}-{token}@localhost"
+    if first:
+        for url in {broker, backend}:
+            if url.startswith("redis"):
+                _flush(url)
+    hostname = f"sdtest-{kind}-{token}-{secrets.token_hex(2)}@localhost"
     log_path = log_dir / f"celery-{kind}-{token}.log"
     env = {**os.environ, "SD_CELERY_BROKER": broker, "SD_CELERY_BACKEND": backend}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     argv = [
         *(sys.executable, "-m", "celery", "-A", "tests.celery_tasks", "worker"),
-        *("--pool", "prefork", "--concurrency", str(concurrency)),
+        *("--pool", pool, "--concurrency", str(concurrency)),
         *("-Q", ",".join(queues.values()), "-n", hostname, "-l", "info"),
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
     ]
@@ -104,7 +107,7 @@ def celery_worker(
             cwd=ROOT,
             start_new_session=True,  # its pool children go with it
         )
-    worker = Worker(kind, broker, backend, queues, hostname, log_path, proc)
+    worker = Worker(kind, broker, backend, queues, hostname, log_path, proc, token)
     try:
 
         def ready() -> bool:
@@ -122,7 +125,7 @@ def celery_worker(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if not broker.startswith("redis"):
+        if first and not broker.startswith("redis"):
             _delete_queues(broker, list(queues.values()))
 
 

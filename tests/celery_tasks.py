@@ -56,3 +56,11 @@ def slow(path: str, seconds: float) -> str:
 @app.task(name="sd.echo")
 def echo(value: Any = None) -> Any:
     return value
+
+
+@app.task(name="sd.until")
+def until(release: float) -> str:
+    """The benchmark's task: hold the worker until ``release`` (unix time), so every run
+    is pending in the scheduler meanwhile; later ones return at once."""
+    time.sleep(max(0.0, release - time.time()))
+    return "released"
