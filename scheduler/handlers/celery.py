@@ -158,9 +158,11 @@ class UnsetVariable(Exception):
     pass
 
 
-def _expand(value: str, what: str, environ: dict[str, str]) -> str:
+def _expand(value: str, what: str) -> str:
+    if "$" not in value:
+        return value
     try:
-        return string.Template(value).substitute(environ)
+        return string.Template(value).substitute(os.environ)
     except KeyError as exc:
         raise UnsetVariable(
             f"{what} uses ${{{exc.args[0]}}}, which is not set in the scheduler's "
@@ -390,9 +392,8 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
     """Send the task with the run id as its task id, then wait for its result (the runner's
     timeout bounds the wait; on a timeout or a stop the task is revoked)."""
     try:
-        environ = dict(os.environ)
-        broker = _expand(args.broker, "broker", environ)
-        backend = None if args.backend is None else _expand(args.backend, "backend", environ)
+        broker = _expand(args.broker, "broker")
+        backend = None if args.backend is None else _expand(args.backend, "backend")
         sender = _sender(broker)
     except (CeleryMissing, UnsetVariable) as exc:
         return Result("failure", error=str(exc))
