@@ -50,4 +50,4 @@ def test_scripts_test_installs_chromium_where_it_is_missing(tmp_path: Path) -> N
 
     assert done.returncode == 0, done.stderr
     assert "pytest" in done.stdout + done.stderr
-    assert "install -y -qq chromium chromium-driver" in calls.read_text()
+    assert "install -y -qq chromium chromium-driver faketime" in calls.read_text()
