@@ -84,30 +84,32 @@ def test_a_result_comes_back_with_the_task_id_and_the_worker(
     assert api_runs[0]["task_id"] == row["task_id"]
 
 
-def test_a_task_that_raises_is_a_failure_with_the_remote_error_and_notifies(
+def test_a_task_that_raises_is_a_failure_with_the_remote_error_retried_and_notified(
     worker: Worker, write_jobs: WriteJobs, start_api: StartApi, tmp_path: Path
 ) -> None:
     told = tmp_path / "told"
-    notifier = f"""
-    on_failure:
+    options = f"""
+    retries: {{attempts: 1, backoff: 1s}}
+    on_permanent_failure:
       - type: command
-        command: 'echo "$SCHEDULER_OUTCOME" > {told}'
+        command: 'echo "$SCHEDULER_OUTCOME $SCHEDULER_EXIT_CODE" > {told}'
     """
     write_jobs(
         "a.yaml",
-        celery_jobs("boom", run(worker, "failure", "sd.fail", args=["boom"]), notifier),
+        celery_jobs("boom", run(worker, "failure", "sd.fail", args=["boom"]), options),
     )
     daemon = start(start_api, worker)
     trigger(daemon, "boom")
-    [row] = finished(daemon, "boom")
-    assert row["outcome"] == "failure"
-    assert "celery task FAILURE: ValueError: deliberate failure: boom" in row["error"]
-    assert 'raise ValueError(f"deliberate failure: {reason}")' in row["output_tail"]
-    assert row["worker"] == worker.hostname
-    assert wait_for(lambda: told.exists() and told.read_text(), "the notifier") == "failure\n"
+    rows = finished(daemon, "boom", count=2)
+    assert [(r["outcome"], r["attempt"]) for r in rows] == [("failure", 1), ("failure", 2)]
+    for row in rows:
+        assert "celery task FAILURE: ValueError: deliberate failure: boom" in row["error"]
+        assert 'raise ValueError(f"deliberate failure: {reason}")' in row["output_tail"]
+        assert (row["task_id"], row["worker"]) == (row["run_id"], worker.hostname)
+    assert wait_for(lambda: told.exists() and told.read_text(), "the notifier") == "failure \n"
     with daemon.client() as client:
         metrics = client.get("/metrics").text
-    assert 'scheduler_runs_total{job="boom",outcome="failure"} 1.0' in metrics
+    assert 'scheduler_runs_total{job="boom",outcome="failure"} 2.0' in metrics
 
 
 def test_a_timeout_revokes_the_task_and_its_process_stops(
@@ -158,6 +160,21 @@ def test_forbid_skips_while_the_task_is_queued_or_running(
     assert second["outcome"] == "skipped"
     assert "still running (concurrency: forbid)" in second["error"]
     assert first["outcome"] == "success" and first["output_tail"] == "'slept'"
+
+
+def test_max_instances_counts_tasks_still_queued_or_running(
+    worker: Worker, write_jobs: WriteJobs, start_api: StartApi, tmp_path: Path
+) -> None:
+    ticks = tmp_path / "ticks"
+    task = run(worker, "forbid", "sd.slow", kwargs={"path": str(ticks), "seconds": 2})
+    write_jobs("a.yaml", celery_jobs("two", task, "max_instances: 2"))
+    daemon = start(start_api, worker)
+    for _ in range(3):
+        trigger(daemon, "two")
+    rows = finished(daemon, "two", count=3)
+    assert sorted(r["outcome"] for r in rows) == ["skipped", "success", "success"]
+    [skipped] = [r for r in rows if r["outcome"] == "skipped"]
+    assert skipped["error"] == "2 run(s) still running (max_instances)"
 
 
 def test_replace_revokes_the_old_task(

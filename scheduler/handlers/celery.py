@@ -265,9 +265,18 @@ class Sender:
         return [None] * len(batch)
 
 
-@cache
+_senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Sender]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _sender(broker: str) -> Sender:
-    return Sender(_app(broker, None))
+    # Per event loop, as its drains are tasks of one loop (``scheduler trigger`` and tests
+    # run several loops in one process).
+    per_loop = _senders.setdefault(asyncio.get_running_loop(), {})
+    if broker not in per_loop:
+        per_loop[broker] = Sender(_app(broker, None))
+    return per_loop[broker]
 
 
 @dataclass
