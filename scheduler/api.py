@@ -116,13 +116,16 @@ class Run(BaseModel):
     scheduled_time: str | None
     started_at: str
     finished_at: str | None
-    outcome: str
+    outcome: str = Field(
+        description="running, success, failure, timeout, interrupted, skipped, missed, or "
+        "sent (handed to Celery without a result backend)"
+    )
     exit_code: int | None
     attempt: int
     output_tail: str | None
     error: str | None
-    task_id: str | None = None
-    worker: str | None = None
+    task_id: str | None = Field(default=None, description="the Celery task id, if handed over")
+    worker: str | None = Field(default=None, description="the Celery worker that ran it")
 
 
 class Action(BaseModel):

@@ -397,17 +397,8 @@ async def _revoke(app: Any, task_id: str) -> str:
     return f"celery task {task_id} revoked (terminate=True)"
 
 
-async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
-    """Send the task with the run id as its task id, then wait for its result (the runner's
-    timeout bounds the wait; on a timeout or a stop the task is revoked)."""
-    try:
-        broker = _expand(args.broker, "broker")
-        backend = None if args.backend is None else _expand(args.backend, "backend")
-        sender = _sender(broker)
-    except (CeleryMissing, UnsetVariable) as exc:
-        return Result("failure", error=str(exc))
-    expires = args.expires.total_seconds() if args.expires else ctx.timeout
-    task_id = ctx.run_id
+async def _send(sender: Sender, args: CeleryArgs, task_id: str, expires: float | None) -> str:
+    """Why the task could not be sent, or ''."""
     try:
         await sender.send(
             name=args.task,
@@ -422,24 +413,45 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
             kwargsrepr=repr(args.kwargs)[:REPR_LIMIT],
         )
     except TimeoutError:
-        return Result("failure", error=f"the broker did not take the task in {SEND_TIMEOUT:g}s")
+        return f"the broker did not take the task in {SEND_TIMEOUT:g}s"
     except Exception as exc:
-        return Result("failure", error=f"could not send the task: {type(exc).__name__}: {exc}")
-    ctx.task_id = task_id
-    if ctx.announce is not None:
-        ctx.announce()
-    if backend is None:
-        return Result("sent", output=f"celery task {task_id} sent to {args.queue or 'celery'}")
+        return f"could not send the task: {type(exc).__name__}: {exc}"
+    return ""
 
-    def seen_on(worker: str) -> None:
-        if ctx.worker != worker:
+
+async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
+    """Send the task with the run id as its task id, then wait for its result (the runner's
+    timeout bounds the wait; on a timeout or a stop the task is revoked)."""
+    try:
+        broker = _expand(args.broker, "broker")
+        backend = None if args.backend is None else _expand(args.backend, "backend")
+        sender = _sender(broker)
+    except (CeleryMissing, UnsetVariable) as exc:
+        return Result("failure", error=str(exc))
+    expires = args.expires.total_seconds() if args.expires else ctx.timeout
+    task_id = ctx.run_id
+
+    def announce(worker: str | None = None) -> None:
+        """Show the task id, and the worker once one has it, on the running row."""
+        if worker is not None:
+            if worker == ctx.worker:
+                return
             ctx.worker = worker
-            if ctx.announce is not None:
-                ctx.announce()
+        if ctx.announce is not None:
+            ctx.announce()
 
     try:
-        meta = await _watch(_app(broker, backend), backend).wait(task_id, seen_on)
+        if failed := await _send(sender, args, task_id, expires):
+            return Result("failure", error=failed)
+        ctx.task_id = task_id
+        announce()
+        if backend is None:
+            return Result("sent", output=f"celery task {task_id} sent to {args.queue or 'celery'}")
+        meta = await _watch(_app(broker, backend), backend).wait(task_id, announce)
     except asyncio.CancelledError:
+        # Stopped (timeout, replace, shutdown) while sending or waiting: the task may be
+        # queued or running by now. Revoking an id no worker has seen is harmless (workers
+        # remember it and drop the task if it arrives).
         ctx.stop_note = await _revoke(sender.app, task_id)
         raise
     if worker := _worker_of(meta):
