@@ -32,11 +32,14 @@ def worker(
         yield started
 
 
-def celery_jobs(job_id: str, run: dict[str, Any], extra: str = "") -> str:
+def celery_jobs(
+    job_id: str, run: dict[str, Any], extra: str = "", defaults: dict[str, Any] | None = None
+) -> str:
     lines = "\n".join(f"      {key}: {json.dumps(value)}" for key, value in run.items())
     body = textwrap.indent(textwrap.dedent(extra).strip("\n"), "    ") + "\n" if extra else ""
+    head = f"defaults:\n  celery: {json.dumps(defaults)}\n" if defaults else ""
     return (
-        f"jobs:\n  {job_id}:\n    schedule: {{interval: 1h}}\n    run:\n"
+        f"{head}jobs:\n  {job_id}:\n    schedule: {{interval: 1h}}\n    run:\n"
         f"      type: celery\n{lines}\n{body}"
     )
 
@@ -69,7 +72,9 @@ def test_a_result_comes_back_with_the_task_id_and_the_worker(
     worker: Worker, write_jobs: WriteJobs, start_api: StartApi
 ) -> None:
     task = run(worker, "success", "sd.add", kwargs={"a": 2, "b": 3})
-    write_jobs("a.yaml", celery_jobs("add", task))
+    # The file's defaults name the broker and backend, once for all its celery runs.
+    defaults = {"broker": task.pop("broker"), "backend": task.pop("backend")}
+    write_jobs("a.yaml", celery_jobs("add", task, defaults=defaults))
     daemon = start(start_api, worker)
     trigger(daemon, "add")
     [row] = finished(daemon, "add")

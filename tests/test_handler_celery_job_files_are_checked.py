@@ -4,6 +4,7 @@ when the job runs. Job files validate without Celery installed."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -103,3 +104,29 @@ def test_values_a_yaml_file_cannot_produce_are_refused_too() -> None:
         CeleryArgs(task="t", args=[{1, 2}])
     with pytest.raises(ValueError, match=r"kwargs\.a has the key 1, which is not text"):
         CeleryArgs(task="t", kwargs={"a": {1: "x"}})
+
+
+def test_file_defaults_fill_celery_runs_and_are_checked_where_they_are_written(
+    write_jobs: WriteJobs, run_cli: RunCli
+) -> None:
+    path = write_jobs(
+        "a.yaml",
+        "defaults:\n"
+        "  celery: {broker: 'redis:/nowhere', queue: searches}\n"
+        + celery_job("      task: sd.add"),
+    )
+    result = run_cli("validate")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        f"{path}:2:20: broker: 'redis:/nowhere' is not a Celery broker URL "
+        "(like redis://host:6379/0 or amqp://host//)"
+    )
+    write_jobs(
+        "a.yaml",
+        "defaults:\n"
+        "  celery: {broker: 'redis://broker:6379/0', queue: searches}\n"
+        + celery_job("      task: sd.add\n      queue: own"),
+    )
+    assert run_cli("reconcile").exit_code == 0
+    spec = json.loads(run_cli("get", "send", "--output", "json").output)["spec"]
+    assert (spec["run"]["broker"], spec["run"]["queue"]) == ("redis://broker:6379/0", "own")

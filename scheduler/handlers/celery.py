@@ -150,6 +150,25 @@ class CeleryArgs(HandlerArgs):
         return value
 
 
+class CeleryDefaults(HandlerArgs):
+    """``defaults: {celery: ...}``: merged under every celery run of the file; a run's own
+    keys win."""
+
+    broker: str | None = None
+    backend: str | None = None
+    queue: str | None = Field(default=None, min_length=1)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        return None if value is None else CeleryArgs._broker_url(value)
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_url(cls, value: str | None) -> str | None:
+        return CeleryArgs._backend_url(value)
+
+
 class CeleryMissing(Exception):
     pass
 
