@@ -340,10 +340,13 @@ class ResultWatch:
                 waiter = self.pending.get(task_id)
                 if waiter is None or waiter.future.done():
                     continue
-                if worker := _worker_of(meta):
-                    waiter.on_worker(worker)
-                if meta.get("status") in READY:
-                    waiter.future.set_result(meta)
+                try:
+                    if worker := _worker_of(meta):
+                        waiter.on_worker(worker)
+                    if meta.get("status") in READY:
+                        waiter.future.set_result(meta)
+                except Exception as exc:  # an odd result fails its run, not every pending one
+                    waiter.future.set_exception(exc)
 
     def _read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         backend = self.backend
