@@ -26,7 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from scheduler import control
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.errors import JobNotFound, SchedulerError
-from scheduler.history import HistoryWriter, mark_interrupted
+from scheduler.history import HistoryWriter, mark_lost_runs
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
 from scheduler.reconciler import ReconcileResult, reconcile
@@ -209,9 +209,9 @@ class Daemon:
 
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
-        interrupted = mark_interrupted(self.store)
-        if interrupted:
-            log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
+        lost = mark_lost_runs(self.store)
+        if lost:
+            log.warning("%d run(s) were left running by a crash: marked interrupted", len(lost))
         self.store_file = StoreFile(self.settings.db)
         writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
@@ -244,6 +244,7 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stop_event.set)
             await self.reconcile("start-up")
             self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
+            self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
             release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
             self.scheduler.start()
             self._builtin_cleanup()
