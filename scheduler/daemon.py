@@ -209,6 +209,7 @@ class Daemon:
 
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
+        self.store.probe_write()
         lost = mark_lost_runs(self.store)
         if lost:
             log.warning("%d run(s) were left running by a crash: marked interrupted", len(lost))

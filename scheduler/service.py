@@ -208,7 +208,7 @@ async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
     stored = store.stored_jobs()
     if job_id not in stored:
         raise JobNotFound(job_id)
-    _probe_write(store, job_id)
+    store.probe_write()
     writer = HistoryWriter(store)
     writer.start()
     runner = Runner(store, writer)
@@ -218,16 +218,6 @@ async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
     runs = list_runs(store, job_id, limit=1)
     outcome = runs[0]["outcome"] if runs and refused is None else None
     return {"id": job_id, "started": refused is None, "reason": refused, "outcome": outcome}
-
-
-def _probe_write(store: Store, job_id: str) -> None:
-    """Fail now, with the database's own reason, if the store cannot be written: a run
-    whose history cannot be recorded would otherwise wait for the database forever. The
-    no-op update really writes (SQLite rewrites the page) and is rolled back."""
-    jobs = store.jobs
-    with store.engine.connect() as conn, conn.begin() as transaction:
-        conn.execute(jobs.update().where(jobs.c.id == job_id).values(updated_at=jobs.c.updated_at))
-        transaction.rollback()
 
 
 def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
