@@ -32,19 +32,8 @@ from scheduler.spec import (
     default_models,
     fingerprint,
 )
+from scheduler.yamldoc import LIMITS, Loc, Mark, MiB, Pos, Refused, read_yaml
 
-try:  # the libyaml C loader is ~10x faster; fall back to pure Python where it is missing
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
-
-Loc = tuple[str | int, ...]
-Mark = tuple[int, int]  # 1-based line and column
-
-_CORE = "tag:yaml.org,2002:"
-_PLAIN_TAGS = {f"{_CORE}{t}" for t in ("int", "float", "bool", "null")}
-_STR_TAG, _MAP_TAG, _SEQ_TAG = f"{_CORE}str", f"{_CORE}map", f"{_CORE}seq"
-_MERGE_TAG, _TIMESTAMP_TAG = f"{_CORE}merge", f"{_CORE}timestamp"
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
 
 
@@ -108,21 +97,21 @@ class DeclaredJob:
 
 @dataclass
 class Document:
-    """A parsed YAML file: plain data plus its node tree, which knows every position.
+    """A parsed YAML file: plain data, and the means to find any value's position.
 
-    Positions are looked up only when there is a problem to report, so a valid file costs
-    no more than building its data.
+    Positions beyond job ids are found only when there is a problem to report (the file
+    is read a second time, keeping them), so a valid file costs no more than its data.
     """
 
     path: str
     data: Any
-    root: yaml.Node | None = None
+    text: str = ""
     problems: list[SpecProblem] = field(default_factory=list)
+    refused: bool = False  # a syntax error or a limit: the data is not worth validating
+    key_marks: dict[Loc, Mark] = field(default_factory=dict)
     # A job key filled in from the file's `defaults:` points back at where it was written.
     redirects: dict[Loc, Loc] = field(default_factory=dict)
-    _tables: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(
-        default_factory=dict, repr=False
-    )
+    _root: Pos | None = field(default=None, repr=False)
 
     def problem(self, mark: Mark, message: str) -> SpecProblem:
         return SpecProblem(self.path, mark[0], mark[1], message)
@@ -134,51 +123,28 @@ class Document:
             if loc[:prefix_len] in self.redirects:
                 loc = self.redirects[loc[:prefix_len]] + loc[prefix_len:]
                 break
-        key_node, node, depth = None, self.root, 0
-        for step in loc:
-            child = self._child(node, step)
-            if child is None:
-                break
-            key_node, node, depth = child[0], child[1], depth + 1
+        if key and loc in self.key_marks:
+            return self.key_marks[loc]
+        key_mark: Mark | None = None
+        node, depth = self._positions(), 0
         if node is None:
             return (1, 1)
+        for step in loc:
+            child = node.child(step)
+            if child is None:
+                break
+            key_mark, node, depth = child[0], child[1], depth + 1
         if depth == len(loc) and not key:
-            return _mark(node)
-        return _mark(key_node) if key_node is not None else _mark(node)
+            return node.mark
+        return key_mark if key_mark is not None else node.mark
 
-    def _child(
-        self, node: yaml.Node | None, step: str | int
-    ) -> tuple[yaml.Node | None, yaml.Node] | None:
-        if isinstance(node, yaml.MappingNode):
-            # Indexed once per mapping: every job's source line is looked up in `jobs:`.
-            table = self._tables.get(id(node))
-            if table is None:
-                table = {}
-                for key_node, value_node in _pairs(node):
-                    if isinstance(key_node, yaml.ScalarNode):
-                        table.setdefault(key_node.value, (key_node, value_node))
-                self._tables[id(node)] = table
-            return table.get(step) if isinstance(step, str) else None
-        if isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            return None, node.value[step]
-        return None
-
-
-def _pairs(
-    node: yaml.MappingNode, seen: frozenset[int] = frozenset()
-) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-    """A mapping's key/value nodes, explicit ones first, then those from ``<<`` merges."""
-    seen = seen | {id(node)}
-    merges = []
-    for key_node, value_node in node.value:
-        if key_node.tag == _MERGE_TAG:
-            merges.append(value_node)
-        else:
-            yield key_node, value_node
-    for merge in merges:
-        for source in merge.value if isinstance(merge, yaml.SequenceNode) else [merge]:
-            if isinstance(source, yaml.MappingNode) and id(source) not in seen:
-                yield from _pairs(source, seen)
+    def _positions(self) -> Pos | None:
+        if self._root is None and self.text:
+            try:
+                self._root = read_yaml(self.text, positions=True).root
+            except (Refused, yaml.YAMLError):  # pragma: no cover - the first read passed
+                return None
+        return self._root
 
 
 @dataclass(frozen=True)
@@ -197,116 +163,43 @@ class DesiredState:
     files: dict[str, str]  # path -> sha256 of its content
 
 
-def _mark(node: yaml.Node) -> Mark:
-    return (node.start_mark.line + 1, node.start_mark.column + 1)
-
-
-class _Builder:
-    """Turns a libyaml node tree into plain data, reporting YAML-level problems."""
-
-    def __init__(self, loader: Any, doc: Document) -> None:
-        self.constructors = loader.yaml_constructors
-        self.loader = loader
-        self.doc = doc
-        self.open: set[int] = set()  # collections being built: an alias back to one is a cycle
-
-    def build(self, node: yaml.Node) -> Any:
-        tag = node.tag
-        if tag == _STR_TAG:
-            return node.value
-        if tag in (_MAP_TAG, _SEQ_TAG):
-            if id(node) in self.open:  # `a: &x [*x]`: an alias inside its own anchor
-                problem = "recursive YAML alias: a value cannot contain itself"
-                self.doc.problems.append(self.doc.problem(_mark(node), problem))
-                return None
-            self.open.add(id(node))
-            try:
-                if tag == _MAP_TAG:
-                    return self._mapping(node)
-                return [self.build(item) for item in node.value]
-            finally:
-                self.open.discard(id(node))
-        if tag in _PLAIN_TAGS:
-            return self.constructors[tag](self.loader, node)
-        if tag == _TIMESTAMP_TAG:
-            return node.value  # pydantic parses it, and reports an impossible date itself
-        self.doc.problems.append(self.doc.problem(_mark(node), _tag_message(tag)))
-        return None
-
-    def _mapping(self, node: yaml.Node) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        merged: dict[str, Any] | None = None
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                merged = {**self._merge(value_node), **(merged or {})}
-                continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.doc.problems.append(
-                    self.doc.problem(_mark(key_node), "mapping keys must be plain text")
-                )
-                continue
-            key = key_node.value  # keys are names: `on:` stays "on", `1:` stays "1"
-            if key in result:
-                self._duplicate(node, key_node)
-                continue
-            result[key] = self.build(value_node)
-        if merged:
-            for key, value in merged.items():
-                result.setdefault(key, value)
-        return result
-
-    def _duplicate(self, node: yaml.Node, key_node: yaml.Node) -> None:
-        first = next(k for k, _ in node.value if k.value == key_node.value)
-        self.doc.problems.append(
-            self.doc.problem(
-                _mark(key_node),
-                f"duplicate key '{key_node.value}' (first defined at line {_mark(first)[0]}): "
-                "YAML keeps only one of them, remove the other",
-            )
-        )
-
-    def _merge(self, node: yaml.Node) -> dict[str, Any]:
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        merged: dict[str, Any] = {}
-        for source in reversed(sources):  # earlier sources win, as in YAML's merge spec
-            if not isinstance(source, yaml.MappingNode):
-                self.doc.problems.append(self.doc.problem(_mark(source), "'<<' needs a mapping"))
-                continue
-            merged.update(self._mapping(source))
-        return merged
-
-
-def _tag_message(tag: str) -> str:
-    short = tag.replace(_CORE, "!!")
-    if "python/" in tag:
-        return f"YAML tag '{short}' is not allowed: job files are plain data and never run code"
-    return f"YAML tag '{short}' is not supported in job files: remove it"
-
-
 def parse_yaml(path: str, text: str) -> Document:
-    """Parse one file; YAML-level problems (syntax, duplicate keys, tags) go in ``problems``."""
-    doc = Document(path=path, data=None)
-    loader = _Loader(text)
+    """Parse one file; YAML-level problems (syntax, duplicate keys, tags, limits) go in
+    ``problems``."""
+    doc = Document(path=path, data=None, text=text)
+    if len(text) > LIMITS.file_bytes:
+        return _refuse(doc, (1, 1), _too_big(len(text.encode())))
     try:
-        node = loader.get_single_node()
+        parsed = read_yaml(text)
+    except Refused as exc:
+        return _refuse(doc, exc.mark, exc.message)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         detail = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        if "expected a single document" in (exc.context or ""):
-            detail, context = "a job file holds one YAML document: remove the '---'", ""
-        doc.problems.append(doc.problem(where, f"YAML syntax error: {detail}{context}"))
-        return doc
+        if "maximum nesting depth" in detail:
+            detail, context = f"values nest deeper than {LIMITS.depth} levels", ""
+        return _refuse(doc, where, f"YAML syntax error: {detail}{context}")
     except yaml.YAMLError as exc:
-        doc.problems.append(doc.problem((1, 1), f"YAML error: {exc}"))
-        return doc
-    finally:
-        loader.dispose()
-    if node is not None:
-        doc.root = node
-        doc.data = _Builder(loader, doc).build(node)
+        return _refuse(doc, (1, 1), f"YAML error: {exc}")
+    doc.data, doc.key_marks = parsed.data, parsed.key_marks
+    doc.problems.extend(doc.problem(mark, message) for mark, message in parsed.problems)
     return doc
+
+
+def _refuse(doc: Document, mark: Mark, message: str) -> Document:
+    doc.problems.append(doc.problem(mark, message))
+    doc.refused = True
+    doc.text = ""
+    return doc
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"job file of {size} bytes is larger than the limit of {LIMITS.file_bytes} "
+        f"({LIMITS.file_bytes // MiB} MiB): split it into several files"
+    )
 
 
 class _Validator:
@@ -503,7 +396,7 @@ def load_text(path: str, text: str, models: SpecModels | None = None) -> FileRes
     """Parse and validate one file's text. Never raises for bad input."""
     doc = parse_yaml(path, text)
     jobs: tuple[DeclaredJob, ...] = ()
-    if not any("syntax error" in p.message for p in doc.problems):
+    if not doc.refused:
         jobs = tuple(_Validator(models or default_models()).jobs(doc))
     digest = hashlib.sha256(text.encode()).hexdigest()
     return FileResult(path, digest, jobs, tuple(doc.problems))
@@ -527,6 +420,16 @@ def combine(results: Iterable[FileResult]) -> DesiredState:
         files[result.path] = result.digest
         problems.extend(result.problems)
         for job in result.jobs:
+            if len(jobs) >= LIMITS.jobs:
+                problems.append(
+                    SpecProblem(
+                        job.source.path,
+                        job.source.line,
+                        job.source.col,
+                        f"more than {LIMITS.jobs} jobs in all files: this is the limit",
+                    )
+                )
+                break
             first = jobs.get(job.id)
             if first is not None:
                 problems.append(
