@@ -9,8 +9,10 @@ the files it is given; never imports apscheduler.
 from __future__ import annotations
 
 import difflib
+import errno
 import gc
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from pydantic_core import ErrorDetails
 from scheduler.errors import InvalidJobFiles, SpecProblem
 from scheduler.spec import (
     JOB_ID_PATTERN,
+    RESERVED_ID_PREFIX,
     JobSpec,
     Schedule,
     SpecModels,
@@ -260,6 +263,15 @@ class _Validator:
                 )
             )
             return None
+        if job_id.startswith(RESERVED_ID_PREFIX):
+            doc.problems.append(
+                doc.problem(
+                    doc.mark_of(loc, key=True),
+                    f"job id '{job_id}' is reserved: ids starting with '{RESERVED_ID_PREFIX}' "
+                    "name the scheduler's built-in jobs, rename it",
+                )
+            )
+            return None
         if isinstance(raw, dict) and defaults:
             raw = _merge_defaults(doc, loc, raw, defaults)
         try:
@@ -378,8 +390,11 @@ def _models_in(annotation: Any) -> Iterator[Any]:
 
 
 def job_files(root: Path) -> list[Path]:
-    """YAML files under ``root``, sorted; hidden entries (editor temp files, ConfigMap
-    ``..data`` internals) are skipped, symlinks to files are followed."""
+    """Job files under ``root``, sorted: every ``*.yaml``/``*.yml`` entry, including those
+    that cannot be read (a dangling symlink, a directory named ``x.yaml``), which
+    ``read_job_file`` then reports: skipping them would remove their jobs. Hidden entries
+    (editor temp files, ConfigMap ``..data`` internals) are ignored; symlinks to files are
+    followed."""
     if root.is_file():
         return [root]
     found = []
@@ -387,9 +402,37 @@ def job_files(root: Path) -> list[Path]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix in JOB_FILE_SUFFIXES and path.is_file():
+        if path.suffix in JOB_FILE_SUFFIXES:
             found.append(path)
     return sorted(found)
+
+
+def read_job_file(path: Path) -> bytes | SpecProblem:
+    """A job file's bytes, or the problem that keeps it from being read (never skipped)."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(LIMITS.file_bytes + 1)
+    except OSError as exc:
+        return SpecProblem(str(path), 1, 1, _unreadable(path, exc))
+    if len(raw) > LIMITS.file_bytes:
+        return SpecProblem(str(path), 1, 1, _too_big(path.stat().st_size))
+    return raw
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop: fix or remove the link (its jobs are kept until then)"
+    if path.is_symlink() and isinstance(exc, FileNotFoundError):
+        target = os.readlink(path)
+        return (
+            f"symlink to {target} points at nothing (a broken mount?): fix or remove the link "
+            "(its jobs are kept until then)"
+        )
+    if isinstance(exc, IsADirectoryError):
+        return "a directory named like a job file: rename it (job files are files)"
+    if isinstance(exc, PermissionError):
+        return "cannot read job file: permission denied: let the scheduler's user read it"
+    return f"cannot read job file: {exc.strerror or exc}: fix it or remove it"
 
 
 def load_text(path: str, text: str, models: SpecModels | None = None) -> FileResult:
@@ -403,10 +446,13 @@ def load_text(path: str, text: str, models: SpecModels | None = None) -> FileRes
 
 
 def load_file(path: Path, models: SpecModels | None = None) -> FileResult:
+    raw = read_job_file(path)
+    if isinstance(raw, SpecProblem):
+        return FileResult(str(path), "", (), (raw,))
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = SpecProblem(str(path), 1, 1, f"cannot read job file: {exc}")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = SpecProblem(str(path), 1, 1, f"job files must be UTF-8: {exc}")
         return FileResult(str(path), "", (), (problem,))
     return load_text(str(path), text, models)
 

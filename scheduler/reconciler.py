@@ -31,6 +31,7 @@ from scheduler.loader import (
     gc_paused,
     job_files,
     load_text,
+    read_job_file,
 )
 from scheduler.plan import Plan, plan
 from scheduler.store import CachedFile, Store
@@ -112,11 +113,9 @@ def load_desired(
     with gc_paused():
         for path in paths:
             key = str(path)
-            try:
-                raw = path.read_bytes()
-            except OSError as exc:  # vanished between listing and reading: a rename in flight
-                problem = SpecProblem(key, 1, 1, f"cannot read job file: {exc}")
-                results.append(FileResult(key, "", (), (problem,)))
+            raw = read_job_file(path)
+            if isinstance(raw, SpecProblem):  # never skipped: that would remove its jobs
+                results.append(FileResult(key, "", (), (raw,)))
                 continue
             digest = hashlib.sha256(raw).hexdigest()
             hit = cache.get(key)
