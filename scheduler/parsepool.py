@@ -126,6 +126,9 @@ def parse_files(
                 failed.extend(batch)
             else:
                 done.update((r.path, r) for r in results)
+    if len(pending) == 1:
+        failed = []
+        done.setdefault(pending[0][0], _refused(limits, pending[0][0]))
     for path, text in failed:  # which file was it? One child each, so the others still load
         with pool(1) as executor:
             results = _outcome(executor.submit(load_lean, [(path, text)]))
