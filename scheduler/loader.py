@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +237,7 @@ class _Validator:
             return
         for job_id, raw in jobs.items():
             job = self._job(doc, job_id, raw, defaults)
+            jobs[job_id] = None  # its raw data is done with: free it for the next jobs
             if job is not None:
                 yield job
 
@@ -435,17 +436,22 @@ def _unreadable(path: Path, exc: OSError) -> str:
     return f"cannot read job file: {exc.strerror or exc}: fix it or remove it"
 
 
-def load_text(path: str, text: str, models: SpecModels | None = None) -> FileResult:
-    """Parse and validate one file's text. Never raises for bad input."""
+def load_text(
+    path: str, text: str, models: SpecModels | None = None, *, lean: bool = False
+) -> FileResult:
+    """Parse and validate one file's text. Never raises for bad input. ``lean``: keep no
+    models (the few callers that need one rebuild it from the canonical text), so a large
+    file holds a fraction of the memory."""
     doc = parse_yaml(path, text)
     jobs: tuple[DeclaredJob, ...] = ()
     if not doc.refused:
-        jobs = tuple(_Validator(models or default_models()).jobs(doc))
+        valid = _Validator(models or default_models()).jobs(doc)
+        jobs = tuple(replace(job, parsed=None) for job in valid) if lean else tuple(valid)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return FileResult(path, digest, jobs, tuple(doc.problems))
 
 
-def load_file(path: Path, models: SpecModels | None = None) -> FileResult:
+def load_file(path: Path, models: SpecModels | None = None, *, lean: bool = False) -> FileResult:
     raw = read_job_file(path)
     if isinstance(raw, SpecProblem):
         return FileResult(str(path), "", (), (raw,))
@@ -454,7 +460,7 @@ def load_file(path: Path, models: SpecModels | None = None) -> FileResult:
     except UnicodeDecodeError as exc:
         problem = SpecProblem(str(path), 1, 1, f"job files must be UTF-8: {exc}")
         return FileResult(str(path), "", (), (problem,))
-    return load_text(str(path), text, models)
+    return load_text(str(path), text, models, lean=lean)
 
 
 def combine(results: Iterable[FileResult]) -> DesiredState:
@@ -515,4 +521,4 @@ def load_paths(paths: Iterable[Path], models: SpecModels | None = None) -> Desir
             raise InvalidJobFiles([SpecProblem(str(path), 1, 1, "no such file or directory")])
         files.extend(job_files(path))
     with gc_paused():
-        return combine(load_file(f, models) for f in files)
+        return combine(load_file(f, models, lean=True) for f in files)

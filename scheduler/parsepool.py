@@ -14,7 +14,7 @@ import signal
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from scheduler.errors import SpecProblem
 from scheduler.loader import FileResult, load_text
@@ -80,11 +80,7 @@ def _init_child(parent: int | None, limits: ChildLimits | None) -> None:
 def load_lean(batch: list[tuple[str, str]]) -> list[FileResult]:
     """``load_text`` in a child: the pydantic models stay behind (the parent rebuilds those
     it needs from the canonical dicts, cheaper than pickling them)."""
-    results = []
-    for path, text in batch:
-        result = load_text(path, text)
-        results.append(replace(result, jobs=tuple(replace(j, parsed=None) for j in result.jobs)))
-    return results
+    return [load_text(path, text, lean=True) for path, text in batch]
 
 
 def parse_files(
