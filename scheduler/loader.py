@@ -12,9 +12,10 @@ import difflib
 import errno
 import gc
 import hashlib
+import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from scheduler.spec import (
     default_models,
     fingerprint,
 )
-from scheduler.yamldoc import LIMITS, Loc, Mark, MiB, Pos, Refused, read_yaml
+from scheduler.yamldoc import LIMITS, Loc, Mark, MiB, Parsed, Pos, Refused, read_yaml
 
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -59,12 +60,18 @@ class DeclaredJob:
     the parse cache and something needs it (only jobs that are added or changed)."""
 
     id: str
-    canonical: dict[str, Any]
+    declared: dict[str, Any]  # the canonical spec; empty when only ``text`` was kept
     fingerprint: str
     source: Source
     parsed: JobSpec | None = field(default=None, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # canonical_text(canonical)
     schedule_model: Schedule | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def canonical(self) -> dict[str, Any]:
+        if not self.declared and self.text:  # a lean load kept only the text
+            object.__setattr__(self, "declared", json.loads(self.text))
+        return self.declared
 
     @property
     def spec(self) -> JobSpec:
@@ -95,7 +102,7 @@ class DeclaredJob:
     @property
     def from_cache(self) -> bool:
         """Known only by fingerprint: its file was unchanged, so it was not parsed."""
-        return not self.canonical
+        return not self.declared and not self.text
 
 
 @dataclass
@@ -111,6 +118,8 @@ class Document:
     text: str = ""
     problems: list[SpecProblem] = field(default_factory=list)
     refused: bool = False  # a syntax error or a limit: the data is not worth validating
+    streamed: set[str] = field(default_factory=set)  # jobs handed on while reading
+    defaults_late: bool = False  # `defaults:` came after jobs that were handed on
     key_marks: dict[Loc, Mark] = field(default_factory=dict)
     # A job key filled in from the file's `defaults:` points back at where it was written.
     redirects: dict[Loc, Loc] = field(default_factory=dict)
@@ -143,9 +152,10 @@ class Document:
 
     def _positions(self) -> Pos | None:
         if self._root is None and self.text:
+            text, self.text = self.text, ""  # read once, even if this read fails
             try:
-                self._root = read_yaml(self.text, positions=True).root
-            except (Refused, yaml.YAMLError):  # pragma: no cover - the first read passed
+                self._root = read_yaml(text, positions=True).root
+            except (Refused, yaml.YAMLError):  # past a limit while its jobs were checked
                 return None
         return self._root
 
@@ -166,14 +176,32 @@ class DesiredState:
     files: dict[str, str]  # path -> sha256 of its content
 
 
-def parse_yaml(path: str, text: str) -> Document:
+OnJob = Callable[[Document, str, Any, Any], None]  # document, job id, raw job, raw defaults
+
+
+def parse_yaml(path: str, text: str, on_job: OnJob | None = None) -> Document:
     """Parse one file; YAML-level problems (syntax, duplicate keys, tags, limits) go in
-    ``problems``."""
+    ``problems``. ``on_job``: called with each job as soon as it is read (the document's
+    data then keeps None in its place)."""
     doc = Document(path=path, data=None, text=text)
     if len(text) > LIMITS.file_bytes:
         return _refuse(doc, (1, 1), _too_big(len(text.encode())))
+    synced = 0
+
+    def sync(parsed: Parsed) -> None:
+        nonlocal synced
+        doc.key_marks = parsed.key_marks
+        new = parsed.problems[synced:]
+        doc.problems.extend(doc.problem(mark, message) for mark, message in new)
+        synced = len(parsed.problems)
+
+    def handed_on(job_id: str, raw: Any, parsed: Parsed) -> None:
+        sync(parsed)
+        assert on_job is not None
+        on_job(doc, job_id, raw, parsed.defaults)
+
     try:
-        parsed = read_yaml(text)
+        parsed = read_yaml(text, on_job=handed_on if on_job else None)
     except Refused as exc:
         return _refuse(doc, exc.mark, exc.message)
     except yaml.MarkedYAMLError as exc:
@@ -186,13 +214,14 @@ def parse_yaml(path: str, text: str) -> Document:
         return _refuse(doc, where, f"YAML syntax error: {detail}{context}")
     except yaml.YAMLError as exc:
         return _refuse(doc, (1, 1), f"YAML error: {exc}")
-    doc.data, doc.key_marks = parsed.data, parsed.key_marks
-    doc.problems.extend(doc.problem(mark, message) for mark, message in parsed.problems)
+    sync(parsed)
+    doc.data, doc.streamed, doc.defaults_late = parsed.data, parsed.streamed, parsed.defaults_late
     return doc
 
 
 def _refuse(doc: Document, mark: Mark, message: str) -> Document:
-    doc.problems.append(doc.problem(mark, message))
+    """Only this problem counts: what jobs checked before it said is beside the point."""
+    doc.problems[:] = [doc.problem(mark, message)]
     doc.refused = True
     doc.text = ""
     return doc
@@ -212,7 +241,14 @@ class _Validator:
         self.models = models
         self.vocabulary = sorted(_field_names(models))
 
-    def jobs(self, doc: Document) -> Iterator[DeclaredJob]:
+    def jobs(
+        self,
+        doc: Document,
+        defaults: dict[str, Any] | None = None,
+        streamed: frozenset[str] | set[str] = frozenset(),
+    ) -> Iterator[DeclaredJob]:
+        """The file's valid jobs, less those in ``streamed`` (checked while it was read,
+        against ``defaults``, already checked then too)."""
         data = doc.data
         if data is None:
             return  # an empty file declares nothing
@@ -226,7 +262,8 @@ class _Validator:
                 doc.problems.append(
                     doc.problem(doc.mark_of((key,), key=True), self._unknown(key, "jobs, defaults"))
                 )
-        defaults = self._defaults(doc, data.get("defaults"))
+        if defaults is None:
+            defaults = self.defaults(doc, data.get("defaults"))
         jobs = data.get("jobs")
         if jobs is None:
             return
@@ -236,22 +273,24 @@ class _Validator:
             )
             return
         for job_id, raw in jobs.items():
-            job = self._job(doc, job_id, raw, defaults)
+            if job_id in streamed:
+                continue
+            job = self.job(doc, job_id, raw, defaults)
             jobs[job_id] = None  # its raw data is done with: free it for the next jobs
             if job is not None:
                 yield job
 
-    def _defaults(self, doc: Document, raw: Any) -> dict[str, Any]:
+    def defaults(self, doc: Document, raw: Any) -> dict[str, Any]:
         if raw is None:
             return {}
         try:
             self.models.defaults.model_validate(raw)
         except ValidationError as exc:
-            self._report(doc, ("defaults",), exc.errors())
+            self._report(doc, ("defaults",), exc.errors(), raw)
             return {}
         return dict(raw)
 
-    def _job(
+    def job(
         self, doc: Document, job_id: str, raw: Any, defaults: dict[str, Any]
     ) -> DeclaredJob | None:
         loc: Loc = ("jobs", job_id)
@@ -273,28 +312,27 @@ class _Validator:
                 )
             )
             return None
-        if isinstance(raw, dict) and defaults:
-            raw = _merge_defaults(doc, loc, raw, defaults)
+        merged = _merge_defaults(doc, loc, raw, defaults) if isinstance(raw, dict) else raw
         try:
-            spec = self.models.job.model_validate(raw)
+            spec = self.models.job.model_validate(merged)
         except ValidationError as exc:
-            self._report(doc, loc, exc.errors())
+            self._report(doc, loc, exc.errors(), raw)
             return None
         source = Source(doc.path, *doc.mark_of(loc, key=True))
         canonical = spec.canonical()
         text = canonical_text(canonical)
         return DeclaredJob(job_id, canonical, fingerprint(canonical, text), source, spec, text)
 
-    def _report(self, doc: Document, prefix: Loc, errors: list[ErrorDetails]) -> None:
+    def _report(self, doc: Document, prefix: Loc, errors: list[ErrorDetails], raw: Any) -> None:
         taken = {(p.line, p.col) for p in doc.problems}
         for error in errors:
-            loc, key_side, message = self._explain(doc, prefix, error)
+            loc, key_side, message = self._explain(prefix, error, raw)
             mark = doc.mark_of(loc, key=key_side)
             if mark not in taken:  # a bad YAML tag already explains this value
                 doc.problems.append(doc.problem(mark, message))
 
-    def _explain(self, doc: Document, prefix: Loc, error: ErrorDetails) -> tuple[Loc, bool, str]:
-        loc = _resolve(doc, prefix, error["loc"])
+    def _explain(self, prefix: Loc, error: ErrorDetails, raw: Any) -> tuple[Loc, bool, str]:
+        loc = _resolve(raw, prefix, error["loc"])
         kind, ctx = error["type"], error.get("ctx") or {}
         name = str(loc[-1]) if loc and loc != prefix else ""
         if kind == "extra_forbidden":
@@ -331,11 +369,9 @@ class _Validator:
         return f"unknown key '{key}'{hint}{allowed}"
 
 
-def _resolve(doc: Document, prefix: Loc, loc: tuple[int | str, ...]) -> Loc:
-    """Map a pydantic error location onto the document, skipping union member names."""
-    node = doc.data
-    for step in prefix:
-        node = node[step]
+def _resolve(node: Any, prefix: Loc, loc: tuple[int | str, ...]) -> Loc:
+    """Map a pydantic error location in ``node`` (the value at ``prefix``) onto the
+    document, skipping union member names."""
     found: Loc = prefix
     for step in loc:
         if isinstance(node, dict) and step in node:
@@ -439,16 +475,34 @@ def _unreadable(path: Path, exc: OSError) -> str:
 def load_text(
     path: str, text: str, models: SpecModels | None = None, *, lean: bool = False
 ) -> FileResult:
-    """Parse and validate one file's text. Never raises for bad input. ``lean``: keep no
-    models (the few callers that need one rebuild it from the canonical text), so a large
-    file holds a fraction of the memory."""
-    doc = parse_yaml(path, text)
+    """Parse and validate one file's text. Never raises for bad input. ``lean``: check
+    each job as soon as it is read and keep no models (the few callers that need one
+    rebuild it from the canonical text), so a large file holds a fraction of the memory."""
+    validator = _Validator(models or default_models())
+    found: list[DeclaredJob] = []
+    checked: list[dict[str, Any]] = []  # the file's defaults, checked before its first job
+
+    def on_job(doc: Document, job_id: str, raw: Any, defaults: Any) -> None:
+        if not checked:
+            checked.append(validator.defaults(doc, defaults))
+        job = validator.job(doc, job_id, raw, checked[0])
+        if job is not None:
+            found.append(_lean(job))
+
+    doc = parse_yaml(path, text, on_job if lean else None)
+    if lean and doc.defaults_late:  # rare: `defaults:` after `jobs:`, read it again
+        doc, found, checked = parse_yaml(path, text), [], []
     jobs: tuple[DeclaredJob, ...] = ()
     if not doc.refused:
-        valid = _Validator(models or default_models()).jobs(doc)
-        jobs = tuple(replace(job, parsed=None) for job in valid) if lean else tuple(valid)
+        rest = validator.jobs(doc, checked[0] if checked else None, doc.streamed)
+        valid = [*found, *rest]
+        jobs = tuple(_lean(job) for job in valid) if lean else tuple(valid)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return FileResult(path, digest, jobs, tuple(doc.problems))
+
+
+def _lean(job: DeclaredJob) -> DeclaredJob:
+    return replace(job, declared={}, parsed=None) if job.text else job
 
 
 def load_file(path: Path, models: SpecModels | None = None, *, lean: bool = False) -> FileResult:

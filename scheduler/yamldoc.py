@@ -10,6 +10,7 @@ node are kept only when asked for (to explain a problem), so a valid file costs 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,14 @@ class Parsed:
     root: Pos | None = None
     problems: list[tuple[Mark, str]] = field(default_factory=list)
     key_marks: dict[Loc, Mark] = field(default_factory=dict)
+    defaults: Any = None  # the top-level `defaults:` once read (for jobs handed on early)
+    streamed: set[str] = field(default_factory=set)  # jobs handed to ``on_job``, not kept
+    defaults_late: bool = False  # `defaults:` came after jobs already handed on
+
+
+# Called with each job's id and raw value as soon as it is read, and the document so far;
+# the value is then not kept, so a large file never holds all its raw jobs at once.
+OnJob = Callable[[str, Any, Parsed], None]
 
 
 def tag_message(tag: str) -> str:
@@ -97,8 +106,9 @@ Built = tuple[Any, Pos | None, int, Mark]  # value, its positions, nodes it expa
 
 
 class _Reader:
-    def __init__(self, text: str, limits: Limits, positions: bool) -> None:
+    def __init__(self, text: str, limits: Limits, positions: bool, on_job: OnJob | None) -> None:
         self.loader = _Loader(text)
+        self.on_job = on_job
         self.limits = limits
         self.positions = positions
         self.out = Parsed()
@@ -224,7 +234,6 @@ class _Reader:
         merges: list[Built] = []
         size = 1
         get = self.loader.get_event
-        counting_jobs = loc == ("jobs",)
         while True:
             key_event = get()
             if type(key_event) is yaml.MappingEndEvent:
@@ -250,16 +259,7 @@ class _Reader:
                 )
                 continue
             seen[key] = key_mark
-            if child_loc is not None:
-                self.out.key_marks[child_loc] = key_mark
-                if counting_jobs:
-                    self.jobs += 1
-                    if self.jobs > self.limits.jobs:
-                        raise Refused(
-                            key_mark,
-                            f"more than {self.limits.jobs} jobs in one file: "
-                            "split them across files",
-                        )
+            value = self._arrived(key, key_mark, value, loc, child_loc)
             result[key] = value
             if value_pos is not None:
                 keys[key] = (key_mark, value_pos)
@@ -269,6 +269,30 @@ class _Reader:
         if pos is not None:
             pos.keys = keys
         return (result if ok else None), pos, size, mark
+
+    def _arrived(
+        self, key: str, key_mark: Mark, value: Any, loc: Loc | None, child_loc: Loc | None
+    ) -> Any:
+        """Note a top-level key or job id; hand a job on when streaming (None is kept)."""
+        if child_loc is None:
+            return value
+        self.out.key_marks[child_loc] = key_mark
+        if loc == () and key == "defaults":
+            self.out.defaults = value
+            self.out.defaults_late = bool(self.out.streamed)
+        if loc != ("jobs",):
+            return value
+        self.jobs += 1
+        if self.jobs > self.limits.jobs:
+            raise Refused(
+                key_mark,
+                f"more than {self.limits.jobs} jobs in one file: split them across files",
+            )
+        if self.on_job is None:
+            return value
+        self.on_job(key, value, self.out)
+        self.out.streamed.add(key)
+        return None
 
     def key(self, event: Any, depth: int) -> str | object | None:
         """A mapping key as text (`on:` stays "on", `1:` stays "1"), ``_MERGE`` for a
@@ -317,7 +341,9 @@ class _Reader:
 _MERGE = object()
 
 
-def read_yaml(text: str, *, limits: Limits = LIMITS, positions: bool = False) -> Parsed:
+def read_yaml(
+    text: str, *, limits: Limits = LIMITS, positions: bool = False, on_job: OnJob | None = None
+) -> Parsed:
     """Parse one document. Raises ``Refused`` past a limit and ``yaml.YAMLError`` for
     syntax; YAML-level problems that still let the rest be read are in ``problems``."""
-    return _Reader(text, limits, positions).read()
+    return _Reader(text, limits, positions, on_job).read()
