@@ -93,6 +93,9 @@ class DeclaredJob:
         start needs just this, and the options it reads from ``canonical``)."""
         if self.parsed is not None:
             return self.parsed.schedule
+        if self.schedule_model is None and not self.declared and self.text:
+            # A lean job (`validate` reads each schedule once): keep nothing more.
+            return Schedule.model_validate(json.loads(self.text)["schedule"])
         if self.schedule_model is None:
             schedule = Schedule.model_validate(self.canonical["schedule"])
             object.__setattr__(self, "schedule_model", schedule)
