@@ -138,7 +138,7 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
             )
         sys.exit(1)
     for job in state.jobs.values():  # valid, but probably not what was meant: on stderr
-        for warning in job.schedule.warnings:
+        for warning in job.warnings:
             click.echo(f"{job.source.path}:{job.source.line}:{job.source.col}: warning: "
                        f"job '{job.id}': {warning}", err=True)  # fmt: skip
     if output == "json":

@@ -66,6 +66,7 @@ class DeclaredJob:
     parsed: JobSpec | None = field(default=None, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # canonical_text(canonical)
     schedule_model: Schedule | None = field(default=None, compare=False, repr=False)
+    notes: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def canonical(self) -> dict[str, Any]:
@@ -101,6 +102,13 @@ class DeclaredJob:
             object.__setattr__(self, "schedule_model", schedule)
         assert self.schedule_model is not None
         return self.schedule_model
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Valid, but probably not what was meant (kept from validation by a lean load)."""
+        if self.notes is None:
+            return tuple(self.schedule.warnings)
+        return self.notes
 
     @property
     def from_cache(self) -> bool:
@@ -315,7 +323,9 @@ class _Validator:
                 )
             )
             return None
-        merged = _merge_defaults(doc, loc, raw, defaults) if isinstance(raw, dict) else raw
+        merged = (
+            _merge_defaults(doc, loc, raw, defaults) if isinstance(raw, dict) and defaults else raw
+        )
         try:
             spec = self.models.job.model_validate(merged)
         except ValidationError as exc:
@@ -498,14 +508,16 @@ def load_text(
     jobs: tuple[DeclaredJob, ...] = ()
     if not doc.refused:
         rest = validator.jobs(doc, checked[0] if checked else None, doc.streamed)
-        valid = [*found, *rest]
-        jobs = tuple(_lean(job) for job in valid) if lean else tuple(valid)
+        jobs = (*found, *(_lean(job) for job in rest)) if lean else tuple(rest)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return FileResult(path, digest, jobs, tuple(doc.problems))
 
 
 def _lean(job: DeclaredJob) -> DeclaredJob:
-    return replace(job, declared={}, parsed=None) if job.text else job
+    if not job.text:
+        return job
+    notes = tuple(job.parsed.schedule.warnings) if job.parsed is not None else None
+    return replace(job, declared={}, parsed=None, notes=notes)
 
 
 def load_file(path: Path, models: SpecModels | None = None, *, lean: bool = False) -> FileResult:

@@ -102,7 +102,9 @@ def _mark_of(event: Any) -> Mark:
     return (event.start_mark.line + 1, event.start_mark.column + 1)
 
 
-Built = tuple[Any, Pos | None, int, Mark]  # value, its positions, nodes it expands to, mark
+# A value, its positions, the nodes it expands to, and its event (whose mark is computed
+# only when needed: most values never need one).
+Built = tuple[Any, Pos | None, int, Any]
 
 
 class _Reader:
@@ -113,7 +115,7 @@ class _Reader:
         self.positions = positions
         self.out = Parsed()
         self.anchors: dict[str, Built] = {}
-        self.open: dict[str, Mark] = {}  # anchors being built: an alias back to one is a cycle
+        self.open: dict[str, Any] = {}  # anchors being built: an alias back to one is a cycle
         self.through_aliases = 0
         self.jobs = 0
 
@@ -139,47 +141,48 @@ class _Reader:
         self.out.problems.append((mark, message))
 
     def node(self, event: Any, depth: int, loc: Loc | None) -> Built:
-        mark = _mark_of(event)
         kind = type(event)
         if kind is yaml.AliasEvent:
-            return self.alias(event.anchor, mark)
+            return self.alias(event.anchor, event)
         anchor = event.anchor
         if anchor is not None:
-            self.open[anchor] = mark
+            self.open[anchor] = event
         if kind is yaml.ScalarEvent:
-            place = Pos(mark) if self.positions else None
-            built: Built = (self.scalar(event, mark), place, 1, mark)
+            place = Pos(_mark_of(event)) if self.positions else None
+            built: Built = (self.scalar(event), place, 1, event)
         elif kind is yaml.SequenceStartEvent:
-            built = self.sequence(event, mark, depth + 1)
+            built = self.sequence(event, depth + 1)
         else:
-            built = self.mapping(event, mark, depth + 1, loc)
+            built = self.mapping(event, depth + 1, loc)
         if anchor is not None:
             self.open.pop(anchor, None)
             self.anchors[anchor] = built
         return built
 
-    def alias(self, name: str, mark: Mark) -> Built:
+    def alias(self, name: str, event: Any) -> Built:
         if name in self.open:  # `a: &x [*x]`: an alias inside its own anchor
-            self.problem(self.open[name], "recursive YAML alias: a value cannot contain itself")
-            return None, Pos(mark) if self.positions else None, 1, mark
+            message = "recursive YAML alias: a value cannot contain itself"
+            self.problem(_mark_of(self.open[name]), message)
+            return None, Pos(_mark_of(event)) if self.positions else None, 1, event
         if name not in self.anchors:
-            self.problem(mark, f"unknown alias '*{name}': define '&{name}' before using it")
-            return None, Pos(mark) if self.positions else None, 1, mark
+            message = f"unknown alias '*{name}': define '&{name}' before using it"
+            self.problem(_mark_of(event), message)
+            return None, Pos(_mark_of(event)) if self.positions else None, 1, event
         value, pos, size, _ = self.anchors[name]
         self.through_aliases += size
         if self.through_aliases > self.limits.alias_nodes:
             raise Refused(
-                mark,
+                _mark_of(event),
                 f"alias *{name} expands to more than {self.limits.alias_nodes} nodes "
                 "(counting every alias in this file): use fewer or smaller aliases",
             )
-        return value, pos, size, mark
+        return value, pos, size, event
 
-    def scalar(self, event: Any, mark: Mark) -> Any:
+    def scalar(self, event: Any) -> Any:
         value: str = event.value
         if len(value) > self.limits.scalar_chars:
             raise Refused(
-                mark,
+                _mark_of(event),
                 f"a value of {len(value)} characters is longer than the limit of "
                 f"{self.limits.scalar_chars}: keep large data out of job files",
             )
@@ -190,25 +193,25 @@ class _Reader:
             return value  # a timestamp stays text: pydantic parses it and reports bad dates
         if tag in _PLAIN_TAGS:
             return self.loader.yaml_constructors[tag](self.loader, yaml.ScalarNode(tag, value))
-        self.problem(mark, tag_message(tag))
+        self.problem(_mark_of(event), tag_message(tag))
         return None
 
-    def _enter(self, event: Any, mark: Mark, depth: int, plain: str) -> bool:
+    def _enter(self, event: Any, depth: int, plain: str) -> bool:
         if depth > self.limits.depth:
             raise Refused(
-                mark,
+                _mark_of(event),
                 f"values nest deeper than {self.limits.depth} levels: flatten this value",
             )
         tag = event.tag
         if tag is None or tag == "!" or tag == plain:
             return True
-        self.problem(mark, tag_message(tag))
+        self.problem(_mark_of(event), tag_message(tag))
         return False
 
-    def sequence(self, event: Any, mark: Mark, depth: int) -> Built:
-        ok = self._enter(event, mark, depth, _SEQ_TAG)
+    def sequence(self, event: Any, depth: int) -> Built:
+        ok = self._enter(event, depth, _SEQ_TAG)
         items: list[Any] = []
-        pos = Pos(mark) if self.positions else None
+        pos = Pos(_mark_of(event)) if self.positions else None
         places: list[Pos] = []
         size = 1
         get = self.loader.get_event
@@ -223,14 +226,14 @@ class _Reader:
                 places.append(item_pos)
         if pos is not None:
             pos.items = places
-        return (items if ok else None), pos, size, mark
+        return (items if ok else None), pos, size, event
 
-    def mapping(self, event: Any, mark: Mark, depth: int, loc: Loc | None) -> Built:
-        ok = self._enter(event, mark, depth, _MAP_TAG)
+    def mapping(self, event: Any, depth: int, loc: Loc | None) -> Built:
+        ok = self._enter(event, depth, _MAP_TAG)
         result: dict[str, Any] = {}
-        pos = Pos(mark) if self.positions else None
+        pos = Pos(_mark_of(event)) if self.positions else None
         keys: dict[str, tuple[Mark, Pos]] = {}
-        seen: dict[str, Mark] = {}
+        seen: dict[str, int] = {}  # key -> its line
         merges: list[Built] = []
         size = 1
         get = self.loader.get_event
@@ -238,7 +241,6 @@ class _Reader:
             key_event = get()
             if type(key_event) is yaml.MappingEndEvent:
                 break
-            key_mark = _mark_of(key_event)
             key = self.key(key_event, depth)
             value_event = get()
             if key is _MERGE:
@@ -253,30 +255,30 @@ class _Reader:
                 continue
             if key in seen:
                 self.problem(
-                    key_mark,
-                    f"duplicate key '{key}' (first defined at line {seen[key][0]}): "
+                    _mark_of(key_event),
+                    f"duplicate key '{key}' (first defined at line {seen[key]}): "
                     "YAML keeps only one of them, remove the other",
                 )
                 continue
-            seen[key] = key_mark
-            value = self._arrived(key, key_mark, value, loc, child_loc)
+            seen[key] = _mark_of(key_event)[0]
+            value = self._arrived(key, key_event, value, loc, child_loc)
             result[key] = value
             if value_pos is not None:
-                keys[key] = (key_mark, value_pos)
+                keys[key] = (_mark_of(key_event), value_pos)
         for merge in merges:  # explicit keys win, then earlier merge sources
             size += merge[2]
             self.merge(result, keys, merge)
         if pos is not None:
             pos.keys = keys
-        return (result if ok else None), pos, size, mark
+        return (result if ok else None), pos, size, event
 
     def _arrived(
-        self, key: str, key_mark: Mark, value: Any, loc: Loc | None, child_loc: Loc | None
+        self, key: str, key_event: Any, value: Any, loc: Loc | None, child_loc: Loc | None
     ) -> Any:
         """Note a top-level key or job id; hand a job on when streaming (None is kept)."""
         if child_loc is None:
             return value
-        self.out.key_marks[child_loc] = key_mark
+        key_mark = self.out.key_marks[child_loc] = _mark_of(key_event)
         if loc == () and key == "defaults":
             self.out.defaults = value
             self.out.defaults_late = bool(self.out.streamed)
@@ -297,38 +299,34 @@ class _Reader:
     def key(self, event: Any, depth: int) -> str | object | None:
         """A mapping key as text (`on:` stays "on", `1:` stays "1"), ``_MERGE`` for a
         plain ``<<``, or None (reported) for anything that is not plain text."""
-        mark = _mark_of(event)
         if type(event) is yaml.ScalarEvent:
-            if event.tag is None and event.implicit[0] and event.value == "<<":
+            value: str = event.value
+            if event.tag is None and event.implicit[0] and value == "<<":
                 return _MERGE
-            value = self.scalar_text(event, mark)
+            if len(value) > self.limits.scalar_chars:
+                raise Refused(_mark_of(event), f"a key of {len(value)} characters is too long")
             if event.anchor is not None:
-                self.anchors[event.anchor] = (value, Pos(mark) if self.positions else None, 1, mark)
+                place = Pos(_mark_of(event)) if self.positions else None
+                self.anchors[event.anchor] = (value, place, 1, event)
             return value
         if type(event) is yaml.AliasEvent:
-            value = self.alias(str(event.anchor), mark)[0]
-            if isinstance(value, str):
-                return value
+            aliased = self.alias(str(event.anchor), event)[0]
+            if isinstance(aliased, str):
+                return aliased
         else:
             self.node(event, depth, None)  # read past it (it counts, like any node)
-        self.problem(mark, "mapping keys must be plain text")
+        self.problem(_mark_of(event), "mapping keys must be plain text")
         return None
-
-    def scalar_text(self, event: Any, mark: Mark) -> str:
-        value: str = event.value
-        if len(value) > self.limits.scalar_chars:
-            raise Refused(mark, f"a key of {len(value)} characters is too long")
-        return value
 
     def merge(
         self, result: dict[str, Any], keys: dict[str, tuple[Mark, Pos]], merge: Built
     ) -> None:
-        value, pos, _, mark = merge
+        value, pos, _, where = merge
         sources = value if isinstance(value, list) else [value]
         places = (pos.items if pos is not None and isinstance(value, list) else [pos]) or []
         for index, source in enumerate(sources):
             if not isinstance(source, dict):
-                self.problem(mark, "'<<' needs a mapping")
+                self.problem(_mark_of(where), "'<<' needs a mapping")
                 continue
             place = places[index] if index < len(places) else None
             for key, item in source.items():
