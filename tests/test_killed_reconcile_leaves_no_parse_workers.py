@@ -1,5 +1,5 @@
-"""A `scheduler reconcile` killed with kill -9 while its parse workers run leaves no
-process behind. Pins issue 16.16: each such kill left two parse workers and a resource
+"""A `scheduler reconcile` (or daemon) killed with kill -9 while its parse workers run
+leaves no process behind. Pins issue 16.16: each such kill left two parse workers and a resource
 tracker running forever (~120 MB), waiting for work from a parent that was gone."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from tests.conftest import StartDaemon, simple_job
 from tests.daemon_helpers import scheduler_argv, wait_for
 
 
@@ -71,3 +72,15 @@ def test_parse_workers_die_with_a_killed_reconcile(jobs_dir: Path, db_url: str) 
     finally:
         reconcile.kill()
         reconcile.wait()
+
+
+def test_parse_processes_die_with_a_killed_daemon(
+    start_daemon: StartDaemon, jobs_dir: Path
+) -> None:
+    """The daemon parses in children of a fork server (with a resource tracker beside it):
+    after a kill -9 of the daemon, none of them may be left."""
+    (jobs_dir / "a.yaml").write_text(simple_job("a"))
+    daemon = start_daemon()
+    helpers = wait_for(lambda: descendants(daemon.proc.pid) or None, "the parse fork server")
+    daemon.kill()
+    wait_for(lambda: not any(alive(pid) for pid in helpers), "the parse helpers to exit")
