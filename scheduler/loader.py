@@ -41,7 +41,7 @@ from scheduler.yamldoc import LIMITS, Loc, Mark, MiB, Parsed, Pos, Refused, read
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     """Where a job is declared: the file and the line of its id."""
 
@@ -53,7 +53,7 @@ class Source:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeclaredJob:
     """A valid job as declared. ``canonical`` is the normalized spec (what is stored and
     fingerprinted); ``spec`` is the model, rebuilt from ``canonical`` when the job came from
