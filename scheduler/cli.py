@@ -125,7 +125,7 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
       scheduler validate --output json jobs.d/reports.yaml
     """
     try:
-        state = load_paths(paths or (settings.jobs_dir,))
+        state = load_paths(paths or (settings.jobs_dir,), specs=False)
     except InvalidJobFiles as exc:
         if output == "json":
             _print_json([p.as_dict() for p in exc.problems])

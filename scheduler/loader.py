@@ -486,7 +486,12 @@ def _unreadable(path: Path, exc: OSError) -> str:
 
 
 def load_text(
-    path: str, text: str, models: SpecModels | None = None, *, lean: bool = False
+    path: str,
+    text: str,
+    models: SpecModels | None = None,
+    *,
+    lean: bool = False,
+    specs: bool = True,
 ) -> FileResult:
     """Parse and validate one file's text. Never raises for bad input. ``lean``: check
     each job as soon as it is read and keep no models (the few callers that need one
@@ -499,8 +504,9 @@ def load_text(
         if not checked:
             checked.append(validator.defaults(doc, defaults))
         job = validator.job(doc, job_id, raw, checked[0])
+        doc.key_marks.pop(("jobs", job_id), None)  # its source is in the job now
         if job is not None:
-            found.append(_lean(job))
+            found.append(_lean(job, specs))
 
     doc = parse_yaml(path, text, on_job if lean else None)
     if lean and doc.defaults_late:  # rare: `defaults:` after `jobs:`, read it again
@@ -508,19 +514,21 @@ def load_text(
     jobs: tuple[DeclaredJob, ...] = ()
     if not doc.refused:
         rest = validator.jobs(doc, checked[0] if checked else None, doc.streamed)
-        jobs = (*found, *(_lean(job) for job in rest)) if lean else tuple(rest)
+        jobs = (*found, *(_lean(job, specs) for job in rest)) if lean else tuple(rest)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return FileResult(path, digest, jobs, tuple(doc.problems))
 
 
-def _lean(job: DeclaredJob) -> DeclaredJob:
+def _lean(job: DeclaredJob, specs: bool = True) -> DeclaredJob:
     if not job.text:
         return job
     notes = tuple(job.parsed.schedule.warnings) if job.parsed is not None else None
-    return replace(job, declared={}, parsed=None, notes=notes)
+    return replace(job, declared={}, parsed=None, notes=notes, text=job.text if specs else "")
 
 
-def load_file(path: Path, models: SpecModels | None = None, *, lean: bool = False) -> FileResult:
+def load_file(
+    path: Path, models: SpecModels | None = None, *, lean: bool = False, specs: bool = True
+) -> FileResult:
     raw = read_job_file(path)
     if isinstance(raw, SpecProblem):
         return FileResult(str(path), "", (), (raw,))
@@ -529,7 +537,8 @@ def load_file(path: Path, models: SpecModels | None = None, *, lean: bool = Fals
     except UnicodeDecodeError as exc:
         problem = SpecProblem(str(path), 1, 1, f"job files must be UTF-8: {exc}")
         return FileResult(str(path), "", (), (problem,))
-    return load_text(str(path), text, models, lean=lean)
+    del raw  # not held while the text is parsed
+    return load_text(str(path), text, models, lean=lean, specs=specs)
 
 
 def combine(results: Iterable[FileResult]) -> DesiredState:
@@ -582,12 +591,15 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_paths(paths: Iterable[Path], models: SpecModels | None = None) -> DesiredState:
-    """Load every job file under ``paths`` (files or directories)."""
+def load_paths(
+    paths: Iterable[Path], models: SpecModels | None = None, *, specs: bool = True
+) -> DesiredState:
+    """Load every job file under ``paths`` (files or directories). ``specs=False``: keep
+    only each job's id, source, fingerprint and warnings (what ``validate`` needs)."""
     files: list[Path] = []
     for path in paths:
         if not path.exists():
             raise InvalidJobFiles([SpecProblem(str(path), 1, 1, "no such file or directory")])
         files.extend(job_files(path))
     with gc_paused():
-        return combine(load_file(f, models, lean=True) for f in files)
+        return combine(load_file(f, models, lean=True, specs=specs) for f in files)
