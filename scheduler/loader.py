@@ -12,7 +12,6 @@ import difflib
 import errno
 import gc
 import hashlib
-import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -60,19 +59,13 @@ class DeclaredJob:
     the parse cache and something needs it (only jobs that are added or changed)."""
 
     id: str
-    declared: dict[str, Any]  # the canonical spec; empty when only ``text`` was kept
+    canonical: dict[str, Any]
     fingerprint: str
     source: Source
     parsed: JobSpec | None = field(default=None, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # canonical_text(canonical)
     schedule_model: Schedule | None = field(default=None, compare=False, repr=False)
     notes: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def canonical(self) -> dict[str, Any]:
-        if not self.declared and self.text:  # a lean load kept only the text
-            object.__setattr__(self, "declared", json.loads(self.text))
-        return self.declared
 
     @property
     def spec(self) -> JobSpec:
@@ -94,9 +87,6 @@ class DeclaredJob:
         start needs just this, and the options it reads from ``canonical``)."""
         if self.parsed is not None:
             return self.parsed.schedule
-        if self.schedule_model is None and not self.declared and self.text:
-            # A lean job (`validate` reads each schedule once): keep nothing more.
-            return Schedule.model_validate(json.loads(self.text)["schedule"])
         if self.schedule_model is None:
             schedule = Schedule.model_validate(self.canonical["schedule"])
             object.__setattr__(self, "schedule_model", schedule)
@@ -105,7 +95,7 @@ class DeclaredJob:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """Valid, but probably not what was meant (kept from validation by a lean load)."""
+        """Valid, but probably not what was meant (all ``validate`` keeps of a spec)."""
         if self.notes is None:
             return tuple(self.schedule.warnings)
         return self.notes
@@ -113,7 +103,7 @@ class DeclaredJob:
     @property
     def from_cache(self) -> bool:
         """Known only by fingerprint: its file was unchanged, so it was not parsed."""
-        return not self.declared and not self.text
+        return not self.canonical
 
 
 @dataclass
@@ -520,10 +510,14 @@ def load_text(
 
 
 def _lean(job: DeclaredJob, specs: bool = True) -> DeclaredJob:
-    if not job.text:
+    """Without its model; without its spec at all unless ``specs`` (then the warnings
+    about its schedule are all that is kept of it)."""
+    if job.parsed is None:
         return job
-    notes = tuple(job.parsed.schedule.warnings) if job.parsed is not None else None
-    return replace(job, declared={}, parsed=None, notes=notes, text=job.text if specs else "")
+    if specs:
+        return replace(job, parsed=None)
+    notes = tuple(job.parsed.schedule.warnings)
+    return replace(job, canonical={}, parsed=None, notes=notes, text="")
 
 
 def load_file(
