@@ -26,9 +26,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from scheduler import control
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.errors import JobNotFound, SchedulerError
-from scheduler.history import HistoryWriter, mark_interrupted
+from scheduler.freshness import Freshness
+from scheduler.history import HistoryWriter, mark_lost_runs
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
+from scheduler.overdue import OverdueWatch
 from scheduler.parsepool import ChildLimits
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
@@ -37,6 +39,7 @@ from scheduler.service import error_reply
 from scheduler.settings import Settings
 from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
+from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
 from scheduler.watcher import watch
 
@@ -50,6 +53,8 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
 STORE_RETRY_SECONDS = 1.0
+SLOW_PASS_SECONDS = 2.0  # a scheduler pass this long waited for a locked store
+PASS_STOP_SECONDS = 10.0  # how long a stop waits for the pass in flight
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
@@ -65,18 +70,91 @@ def release_memory() -> None:
 
 
 class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """APScheduler 3.x stops waking up for good if writing a job back to the store fails
-    (a locked SQLite file, a restarting database). Retry instead; the runner ignores a due
-    time it already started, so the retry cannot run a job twice."""
+    """APScheduler's asyncio scheduler with each pass (read the due jobs, hand them to the
+    runner, write their next run times) in a thread of its own, off the event loop: a locked
+    SQLite store held the loop for the busy timeout, 5 s per pass, and with it the API and
+    history. A pass that fails (a locked file, a restarting database) is retried instead of
+    stopping the wake-ups for good; the runner ignores a due time it already started, so the
+    retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz."""
+
+    def start(self, paused: bool = False) -> None:
+        self._pass: asyncio.Future[float | None] | None = None
+        self._pass_again = False
+        self._stopping = False
+        self.problem: str | None = None
+        super().start(paused)
 
     def wakeup(self) -> None:
-        self._stop_timer()
+        loop = self._eventloop
+        if loop is None or self._stopping:
+            return
         try:
-            wait_seconds = self._process_jobs()
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:  # APScheduler's own calls may come from any thread
+            loop.call_soon_threadsafe(self.wakeup)
+            return
+        self._stop_timer()
+        if self._pass is not None:
+            self._pass_again = True  # one more pass once this one ends
+            return
+        done: asyncio.Future[float | None] = loop.create_future()
+        self._pass = done
+
+        def run() -> None:
+            wait_seconds: float | None = STORE_RETRY_SECONDS
+            try:
+                wait_seconds = self._one_pass()
+            finally:
+                with suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(_settle, done, wait_seconds)
+
+        # A daemon thread: a pass stuck on a database that never answers cannot hold up
+        # the daemon's exit (a pool's worker thread is joined at exit).
+        threading.Thread(target=run, name="scheduler-pass", daemon=True).start()
+        done.add_done_callback(self._pass_done)
+
+    def _one_pass(self) -> float | None:
+        started = time.monotonic()
+        try:
+            wait_seconds: float | None = self._process_jobs()
         except Exception as exc:
             log.warning("store unavailable (%s): retrying in %gs", exc, STORE_RETRY_SECONDS)
-            wait_seconds = STORE_RETRY_SECONDS
-        self._start_timer(wait_seconds)
+            self.problem = f"the scheduler cannot update its jobs in the store: {exc}"
+            return STORE_RETRY_SECONDS
+        took = time.monotonic() - started
+        if took > SLOW_PASS_SECONDS:
+            log.warning("a scheduler pass waited %.1fs for the store (locked?)", took)
+            self.problem = f"the store is locked or slow: a scheduler pass took {took:.1f}s"
+        else:
+            self.problem = None
+        return wait_seconds
+
+    def _pass_done(self, future: asyncio.Future[float | None]) -> None:
+        self._pass = None
+        if self._stopping or self._eventloop is None:
+            return
+        if self._pass_again:
+            self._pass_again = False
+            self.wakeup()
+        elif future.cancelled() or future.exception() is not None:
+            self._start_timer(STORE_RETRY_SECONDS)
+        else:
+            self._start_timer(future.result())
+
+    async def finish_pass(self) -> None:
+        """Start no new pass and let the one in flight end (its runs reach the runner)."""
+        self._stopping = True
+        self._stop_timer()
+        if self._pass is not None:
+            await asyncio.wait([self._pass], timeout=PASS_STOP_SECONDS)
+        await asyncio.sleep(0)  # the due jobs it handed over, queued on the loop
+
+
+def _settle(future: asyncio.Future[float | None], value: float | None) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def builtin_cleanup() -> DeclaredJob:
@@ -117,7 +195,10 @@ class Daemon:
         self.store: Store  # opened by run(), once the writer lock is held
         self.scheduler: ResilientScheduler | None = None
         self.runner: Runner | None = None
+        self.store_file: StoreFile | None = None
+        self.writer: HistoryWriter | None = None
         self.last_reconcile: dict[str, Any] = {}
+        self.overdue: OverdueWatch | None = None
 
     async def run(self) -> None:
         if not self.lock.acquire():
@@ -132,10 +213,12 @@ class Daemon:
 
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
-        interrupted = mark_interrupted(self.store)
-        if interrupted:
-            log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
-        writer = HistoryWriter(self.store)
+        self.store.probe_write()
+        lost = mark_lost_runs(self.store)
+        if lost:
+            log.warning("%d run(s) were left running by a crash: marked interrupted", len(lost))
+        self.store_file = StoreFile(self.settings.db)
+        writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
         self.runner = Runner(self.store, writer)
         self.runner.listeners.append(self.metrics.observe_run)
@@ -149,6 +232,8 @@ class Daemon:
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
+        freshness: asyncio.Task[None] | None = None
+        file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
@@ -165,10 +250,12 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stop_event.set)
             await self.reconcile("start-up")
             self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
+            self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
             release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
             self.scheduler.start()
             self._builtin_cleanup()
             server = await control.serve(self.paths.socket, self.handle)
+            freshness = asyncio.create_task(self._watch_freshness())
             log.info(
                 "scheduler running: jobs dir %s, store %s",
                 self.settings.jobs_dir,
@@ -185,10 +272,12 @@ class Daemon:
             if http is not None:
                 http.should_exit = True
                 await asyncio.gather(self.http_task or asyncio.sleep(0), return_exceptions=True)
-            if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
+            for task in (watcher, freshness, file_watch):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if self.scheduler.running:
+                await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
             await self.runner.shutdown(self.shutdown_grace)
             self.store.close()
@@ -224,12 +313,30 @@ class Daemon:
         log.info("HTTP API on http://%s:%d", host, server.bound_port())
         return server
 
+    async def _watch_freshness(self) -> None:
+        self.overdue = OverdueWatch(self.store, self._on_overdue)
+        self.metrics.watch_freshness(self.overdue.samples)
+        await self.overdue.run(self.stop_event)
+
+    def _on_overdue(self, job_id: str, state: Freshness, now: float) -> None:
+        if self.runner is None:
+            return
+        since = datetime.fromtimestamp(state.since, UTC).isoformat(timespec="seconds")
+        last = f"last success {since}" if state.last_success else f"none since {since}"
+        self.runner.notify_overdue(
+            job_id, f"overdue: no success within {state.window:g}s ({last})", now
+        )
+
     def unhealthy(self) -> str | None:
         if self.scheduler is None or not self.scheduler.running:
             return "the scheduler is not running"
         if self.stop_event.is_set():
             return "the scheduler is stopping"
-        return None
+        if self.store_file is not None and (gone := self.store_file.problem()):
+            return gone
+        if self.writer is not None and (unwritten := self.writer.unhealthy()):
+            return unwritten
+        return self.scheduler.problem
 
     def _on_sighup(self) -> None:
         asyncio.get_running_loop().create_task(self.reconcile("SIGHUP"))

@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,23 +19,31 @@ from sqlalchemy import select
 from scheduler.apply import set_operator_pause
 from scheduler.client import call
 from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
+from scheduler.durations import format_duration
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
+from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, last_runs, list_runs
+from scheduler.overdue import Promise, freshness_of
 from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner
 from scheduler.settings import Settings
 from scheduler.store import Store
+from scheduler.storefile import store_exists
 
 LOCK_WAIT_SECONDS = 30.0
 WORKERS = min(4, os.cpu_count() or 1)  # the command line parses many files in parallel
 
 
 def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
-    """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed)."""
+    """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed).
+    With ``--url``, the local files are planned against the daemon's store."""
     if settings.api_url:
-        return dict(call(settings.api_url, "GET", "/plan")["details"])
-    store = Store(settings.db)
+        from scheduler.remote_plan import plan_remote
+
+        return plan_remote(settings, allow_empty=allow_empty)
+    # No store yet: plan against an empty one in memory (planning creates no file).
+    store = Store(settings.db if store_exists(settings.db) else "sqlite://")
     try:
         result = reconcile(
             store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty, workers=WORKERS
@@ -133,6 +141,7 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
             ours.c.summary,
             ours.c.source,
             ours.c.operator_paused,
+            ours.c.updated_at,
             aps.c.next_run_time,
         )
         .select_from(ours.outerjoin(aps, aps.c.id == ours.c.id))
@@ -145,8 +154,14 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
     last = last_runs(store, job_id)
     jobs = []
     now = time.time()
-    for row in rows:
-        info = json.loads(row.summary)
+    infos = [json.loads(row.summary) for row in rows]
+    promised = [
+        Promise(row.id, info["expect"], row.updated_at)
+        for row, info in zip(rows, infos, strict=True)
+        if info.get("expect")
+    ]
+    fresh = freshness_of(store, now, promised)
+    for row, info in zip(rows, infos, strict=True):
         zone = info["timezone"]
         paused_by = "operator" if row.operator_paused else ("file" if info["paused"] else None)
         state = "scheduled"
@@ -168,9 +183,21 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
                 "source": row.source,
                 "last_outcome": last[row.id][0] if row.id in last else None,
                 "last_run_time": _iso(last[row.id][1], zone) if row.id in last else None,
+                **_freshness_fields(fresh.get(row.id), zone),
             }
         )
     return jobs
+
+
+def _freshness_fields(state: Freshness | None, zone: str) -> dict[str, Any]:
+    """Only for jobs that declare ``expect``: other jobs' entries stay as they were."""
+    if state is None:
+        return {}
+    return {
+        "expect": format_duration(timedelta(seconds=state.window)),
+        "last_success_time": _iso(state.last_success, zone),
+        "overdue": state.overdue,
+    }
 
 
 def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
@@ -183,7 +210,7 @@ def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
     reply = ask(paths.socket, {"op": op, "job_id": job_id})
     if reply is not None:
         return {**unwrap(reply), "via": "daemon"}
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         if op == "trigger":
             return {**asyncio.run(_trigger_here(store, job_id)), "via": "this process"}
@@ -203,6 +230,7 @@ async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
     stored = store.stored_jobs()
     if job_id not in stored:
         raise JobNotFound(job_id)
+    store.probe_write()
     writer = HistoryWriter(store)
     writer.start()
     runner = Runner(store, writer)
@@ -216,7 +244,7 @@ async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
 
 def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
     """Jobs are removed by deleting them from their file: say which file and line."""
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         stored = store.stored_jobs()
     finally:
@@ -234,7 +262,7 @@ def jobs_listing(settings: Settings) -> list[dict[str, Any]]:
     """``scheduler jobs``: from the daemon's API with ``--url``, else from the store."""
     if settings.api_url:
         return list(call(settings.api_url, "GET", "/jobs")["jobs"])
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         return list_jobs(store)
     finally:
@@ -246,7 +274,7 @@ def runs_listing(settings: Settings, job_id: str | None, limit: int) -> list[dic
     if settings.api_url:
         path = f"/jobs/{quote(job_id, safe='')}/runs" if job_id else "/runs"
         return list(call(settings.api_url, "GET", path, params={"limit": limit}))
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         return list_runs(store, job_id, limit)
     finally:
