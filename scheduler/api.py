@@ -116,11 +116,16 @@ class Run(BaseModel):
     scheduled_time: str | None
     started_at: str
     finished_at: str | None
-    outcome: str
+    outcome: str = Field(
+        description="running, success, failure, timeout, interrupted, skipped, missed, or "
+        "sent (handed to Celery without a result backend)"
+    )
     exit_code: int | None
     attempt: int
     output_tail: str | None
     error: str | None
+    task_id: str | None = Field(default=None, description="the Celery task id, if handed over")
+    worker: str | None = Field(default=None, description="the Celery worker that ran it")
 
 
 class Action(BaseModel):
@@ -395,11 +400,11 @@ STRIP_SCAN = 5000  # newest runs looked at to fill the strips
 
 
 def _strips(store: Store) -> dict[str, list[dict[str, Any]]]:
-    """Each job's newest runs, oldest last: outcome and start only. Output tails are never
+    """Each job's newest runs, oldest last: outcome, start, Celery task. Output tails are never
     read for the page (5,000 of them, 64 KiB each, made 20 loads peak at 1.9 GB)."""
     runs = store.runs
     query = (
-        select(runs.c.job_id, runs.c.outcome, runs.c.started_at)
+        select(runs.c.job_id, runs.c.outcome, runs.c.started_at, runs.c.task_id, runs.c.worker)
         .order_by(runs.c.started_at.desc(), runs.c.attempt.desc())
         .limit(STRIP_SCAN)
     )
@@ -409,7 +414,14 @@ def _strips(store: Store) -> dict[str, list[dict[str, Any]]]:
             strip = strips.setdefault(row.job_id, [])
             if len(strip) < STRIP_RUNS:
                 started = datetime.fromtimestamp(row.started_at, UTC).isoformat()
-                strip.append({"outcome": row.outcome, "started_at": started})
+                strip.append(
+                    {
+                        "outcome": row.outcome,
+                        "started_at": started,
+                        "task_id": row.task_id,  # a Celery run's, shown with its last run
+                        "worker": row.worker,
+                    }
+                )
     return strips
 
 

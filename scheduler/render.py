@@ -126,13 +126,16 @@ def history_text(runs: list[dict[str, Any]], output_lines: int | None = 3) -> st
             f"{run['started_at']}  {run['job_id']}  {run['outcome']}  exit={code}  "
             f"try={run['attempt']}  finished={run['finished_at'] or '-'}  run={run['run_id']}"
         )
+        if run.get("task_id"):
+            worker = safe_text(run.get("worker") or "(not known yet)")
+            lines.append(f"    task {safe_text(run['task_id'])} on {worker}")
         # Escaped before it is split: a carriage return or a form feed is shown, not a break.
         output = safe_text(run["output_tail"] or "").strip()
         tail = output.split("\n") if output else []
         if output_lines is not None:
             tail = tail[-output_lines:] if output_lines else []
         lines.extend(f"    | {line}" for line in tail)
-        if run["error"] and run["outcome"] != "success":
+        if run["error"] and run["outcome"] not in ("success", "sent"):
             last = safe_text(run["error"]).strip().rsplit("\n", 1)[-1]
             lines.append(f"    ! {last}")
     return "\n".join(lines)

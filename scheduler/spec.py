@@ -33,6 +33,7 @@ from scheduler.cron import fire_times as cron_fire_times
 from scheduler.durations import Duration, format_duration
 from scheduler.freshness import cron_period
 from scheduler.handlers import Registry, default_registry
+from scheduler.handlers.celery import CeleryDefaults
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 RESERVED_ID_PREFIX = "scheduler."  # the scheduler's own jobs (the built-in cleanup)
@@ -316,6 +317,9 @@ class Defaults(Strict):
     on_permanent_failure: list[RunSpec] | None = None
     expect: Expect | None = None
     on_overdue: list[RunSpec] | None = None
+    celery: CeleryDefaults | None = Field(
+        default=None, description="broker, backend and queue of every celery run in the file"
+    )
 
     @field_validator("timezone")
     @classmethod
