@@ -31,6 +31,7 @@ from scheduler.history import HistoryWriter, mark_lost_runs
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
 from scheduler.overdue import OverdueWatch
+from scheduler.parsepool import ChildLimits
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner, RunnerExecutor
@@ -352,15 +353,16 @@ class Daemon:
         return nullcontext()
 
     def _reconcile_sync(self, allow_empty: bool, dry_run: bool) -> ReconcileResult:
-        with self._apply_guard():
-            return reconcile(
-                self.store,
-                self.settings.jobs_dir,
-                allow_empty=allow_empty,
-                dry_run=dry_run,
-                workers=PARSE_WORKERS,
-                start="spawn",
-            )
+        return reconcile(
+            self.store,
+            self.settings.jobs_dir,
+            allow_empty=allow_empty,
+            dry_run=dry_run,
+            workers=PARSE_WORKERS,
+            start="forkserver",
+            limits=ChildLimits.from_env(),  # a hostile file can stop its child, not us
+            guard=self._apply_guard,
+        )
 
     async def reconcile(
         self, why: str, *, allow_empty: bool | None = None, dry_run: bool = False
