@@ -27,8 +27,10 @@ from scheduler import control
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import HistoryWriter, mark_interrupted
+from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
+from scheduler.processes import RunFiles, become_subreaper
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner, RunnerExecutor
@@ -131,12 +133,17 @@ class Daemon:
 
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
+        if not become_subreaper():
+            log.info("cannot adopt orphaned job processes here (no PR_SET_CHILD_SUBREAPER)")
+        run_files = RunFiles(run_files_dir(self.settings.db, self.paths.lock))
+        # Before anything fires: a forbid job must not start beside its previous run.
+        await end_leftovers(self.store, run_files, self.shutdown_grace)
         interrupted = mark_interrupted(self.store)
         if interrupted:
             log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
         writer = HistoryWriter(self.store)
         writer.start()
-        self.runner = Runner(self.store, writer)
+        self.runner = Runner(self.store, writer, run_files=run_files)
         self.runner.listeners.append(self.metrics.observe_run)
         self.scheduler = ResilientScheduler(
             jobstores={"default": self.store.jobstore, BUILTIN_STORE: MemoryJobStore()},

@@ -27,6 +27,7 @@ from scheduler.durations import format_duration
 from scheduler.handlers import Registry, default_registry
 from scheduler.handlers.base import Result, RunContext
 from scheduler.history import HistoryWriter, RunRecord
+from scheduler.processes import RunFiles
 from scheduler.spec import JobSpec, SpecModels, default_models, models_for
 from scheduler.store import Store
 
@@ -75,6 +76,7 @@ class Runner:
     # Called with every finished try, skipped or missed run (the daemon's metrics).
     listeners: list[Callable[[RunRecord], None]] = field(default_factory=list)
     models: SpecModels | None = field(default=None, repr=False)  # of ``registry``, built once
+    run_files: RunFiles | None = None  # the daemon's record of running processes
 
     # -- the jobs it knows -------------------------------------------------------------
     def load_specs(self, canonical: Mapping[str, dict[str, Any] | str]) -> None:
@@ -246,6 +248,7 @@ class Runner:
             self.store,
             kill_grace=self.kill_grace,
             timeout=timeout,
+            run_files=self.run_files,
         )
         deadline = asyncio.timeout(timeout)
         try:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from scheduler.processes import RunFiles
+
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 
 
@@ -51,6 +53,7 @@ class RunContext:
     payload: dict[str, Any] | None = None  # the finished run, for notifiers
     kill_grace: float = 5.0  # SIGTERM -> SIGKILL delay when a run is stopped
     timeout: float | None = None  # the job's timeout, which the runner enforces
+    run_files: RunFiles | None = None  # where a run's processes are recorded (the daemon)
 
 
 @dataclass

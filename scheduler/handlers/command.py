@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import signal
 import string
@@ -13,6 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PlainValidator, WithJsonSchema
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext, Tail
+from scheduler.processes import RUN_ID_VAR, end_tree, stat
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DRAIN = 1.0  # seconds to read what is left in the pipe once the run's processes end
 
 
 def _command_line(value: Any) -> list[str] | str:
@@ -88,37 +93,6 @@ def expand_env(env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
     return expanded
 
 
-async def stop_group(pgid: int, exited: asyncio.Future[None], grace: float) -> None:
-    """SIGTERM the whole process group, SIGKILL what is left after ``grace``: no orphaned
-    grandchildren survive a stopped run. ``exited`` is done once the leader has exited."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            if not exited.done():
-                await asyncio.wait([exited], timeout=0.05)
-                continue
-            _reap(pgid)
-            try:
-                os.killpg(pgid, 0)  # anyone left in the group?
-            except ProcessLookupError:
-                return
-            await asyncio.sleep(0.05)
-    await asyncio.wait([exited], timeout=5.0)
-
-
-def _reap(pgid: int) -> None:
-    """Reap the group's members the daemon has adopted (it is PID 1 in a container, or a
-    subreaper): nobody else will, and as zombies they would keep the group alive. Called
-    only once the leader has been reaped, so it never takes asyncio's own child."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
-            pass
-
-
 class _Capture(asyncio.SubprocessProtocol):
     """Keeps the child's output tail and says when the child itself exits. Not
     ``Process.wait()``: that also waits for the output pipe to close, which a background
@@ -153,7 +127,7 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
         **declared,
         **ctx.env,
         "SCHEDULER_JOB_ID": ctx.job_id,
-        "SCHEDULER_RUN_ID": ctx.run_id,
+        RUN_ID_VAR: ctx.run_id,  # the mark that finds every process of the run
         "SCHEDULER_ATTEMPT": str(ctx.attempt),
     }
     argv = ["/bin/sh", "-c", args.command] if isinstance(args.command, str) else args.command
@@ -171,14 +145,23 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
         )
     except OSError as exc:
         return Result("failure", error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
-    pgid = transport.get_pid()
+    pid = transport.get_pid()
+
+    async def end() -> None:
+        await end_tree(ctx.run_id, pid, grace=ctx.kill_grace, main=pid, main_exited=capture.exited)
+        # Whatever still holds the pipe is gone now: read what is left, briefly.
+        await asyncio.wait([capture.output_closed], timeout=OUTPUT_DRAIN)
+        if ctx.run_files is not None:
+            ctx.run_files.remove(ctx.run_id)
+
     try:
+        _remember(ctx, pid)
+        # The outcome is the main process's exit, not the end of its output: a background
+        # process may hold the pipe for as long as it lives.
         await asyncio.shield(capture.exited)
-        # The main process is done: what it left running in its group is stopped too.
-        await stop_group(pgid, capture.exited, ctx.kill_grace)
-        await asyncio.wait([capture.output_closed], timeout=5.0)
+        await end()  # what it left running (even setsid or double-forked) ends with it
     except asyncio.CancelledError:
-        await asyncio.shield(stop_group(pgid, capture.exited, ctx.kill_grace))
+        await asyncio.shield(end())
         raise
     finally:
         transport.close()
@@ -189,6 +172,27 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
     if code < 0:
         error = f"killed by signal {signal.Signals(-code).name}"
     return Result(outcome, exit_code=code, output=tail.text(), error=error)
+
+
+def _remember(ctx: RunContext, pid: int) -> None:
+    """Leave a record that outlives a ``kill -9`` of the daemon (see ``leftovers``)."""
+    if ctx.run_files is None:
+        return
+    proc = stat(pid)
+    try:
+        ctx.run_files.add(
+            {
+                "run_id": ctx.run_id,
+                "job_id": ctx.job_id,
+                "attempt": ctx.attempt,
+                "scheduled_time": ctx.scheduled_time.timestamp() if ctx.scheduled_time else None,
+                "started_at": time.time(),
+                "pid": pid,
+                "start": proc.start if proc is not None else None,
+            }
+        )
+    except OSError as exc:  # the run goes on; only a daemon crash would lose track of it
+        log.warning("job %s: cannot record run %s's process: %s", ctx.job_id, ctx.run_id, exc)
 
 
 HANDLER = HandlerType("command", CommandArgs, run_command, CommandArgs.__doc__ or "")

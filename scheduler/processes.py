@@ -1,0 +1,196 @@
+"""A run's process tree, found and ended as a whole. Every process a run starts carries
+``SCHEDULER_RUN_ID=<run id>`` in its environment: that mark survives ``setsid``, double
+forks and being orphaned (when the parent chain, the process group and the session are all
+lost), and a run id is random, so no other process carries it. Processes that shed their
+environment (``env -i``) are still found while they descend from a marked process or stay in
+the run's process group. The daemon is a child subreaper, so orphans come back to it and
+are reaped instead of lingering as zombies. Callers: the command handler (end of a run) and
+``leftovers`` (runs whose daemon was killed). Linux (/proc); elsewhere only the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROC = Path("/proc")
+RUN_ID_VAR = "SCHEDULER_RUN_ID"
+PR_SET_CHILD_SUBREAPER = 36
+POLL = 0.05
+KILL_WAIT = 5.0  # after SIGKILL: only a process stuck in the kernel takes longer
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux 3.4+), so they can be found and reaped."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    pgid: int
+    state: str
+    start: int  # clock ticks after boot: with the pid, names one process for good
+
+
+def stat(pid: int) -> Proc | None:
+    """The process from ``/proc/PID/stat``, or None when it is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ")".
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        return Proc(pid, int(fields[1]), int(fields[2]), fields[0], int(fields[19]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _all() -> dict[int, Proc]:
+    found = {}
+    try:
+        names = os.listdir(PROC)
+    except OSError:
+        return {}
+    for name in names:
+        if name.isdigit() and (proc := stat(int(name))) is not None:
+            found[proc.pid] = proc
+    return found
+
+
+def _marked(pid: int, mark: bytes) -> bool:
+    try:
+        environ = (PROC / str(pid) / "environ").read_bytes()
+    except OSError:  # gone, or another user's
+        return False
+    return mark in environ.split(b"\0")
+
+
+def members(run_id: str, pgid: int | None = None) -> dict[int, Proc]:
+    """The run's processes: those marked with its id, those in its process group, and
+    every descendant of those. The daemon itself is never one."""
+    procs = _all()
+    mark = f"{RUN_ID_VAR}={run_id}".encode()
+    own = os.getpid()
+    found = {
+        pid
+        for pid, proc in procs.items()
+        if pid != own and ((pgid is not None and proc.pgid == pgid) or _marked(pid, mark))
+    }
+    children: dict[int, list[int]] = {}
+    for proc in procs.values():
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found and child != own:
+                found.add(child)
+                todo.append(child)
+    return {pid: procs[pid] for pid in found}
+
+
+def _alive(procs: dict[int, Proc]) -> dict[int, Proc]:
+    return {pid: p for pid, p in procs.items() if p.state not in ("Z", "X")}
+
+
+def _reap(pids: Iterable[int]) -> None:
+    """Reap the ones the daemon has adopted (as a subreaper, or PID 1): nobody else will.
+    Never the run's main process: asyncio waits for that one itself."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@dataclass
+class Ended:
+    """What ``end_tree`` found and stopped."""
+
+    pids: list[int]
+
+
+async def end_tree(
+    run_id: str,
+    pgid: int | None,
+    *,
+    grace: float,
+    main: int | None = None,
+    main_exited: asyncio.Future[None] | None = None,
+) -> Ended:
+    """SIGTERM every process of the run, SIGKILL what is left after ``grace``, and reap
+    the adopted ones. Processes forked while it runs are found on the next look."""
+    ended: set[int] = set()
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
+        deadline = time.monotonic() + wait
+        sent: set[int] = set()
+        while True:
+            found = members(run_id, pgid)
+            _reap(pid for pid, p in found.items() if p.state == "Z" and pid != main)
+            alive = _alive(found)
+            if not alive:
+                return await _finish(ended, main_exited)
+            for pid in alive.keys() - sent:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+                sent.add(pid)
+                ended.add(pid)
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(POLL)
+    return await _finish(ended, main_exited)
+
+
+async def _finish(ended: set[int], main_exited: asyncio.Future[None] | None) -> Ended:
+    if main_exited is not None:
+        await asyncio.wait([main_exited], timeout=KILL_WAIT)
+    return Ended(sorted(ended))
+
+
+class RunFiles:
+    """While a command run is in progress, a small file in a private directory next to the
+    store names it (run id, job, main pid and that pid's start time, so a reused pid is
+    never mistaken for it). It outlives a ``kill -9`` of the daemon, unlike anything in
+    memory, and needs no schema change; the next daemon reads it (``leftovers``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def add(self, record: dict[str, object]) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.directory / f"{record['run_id']}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record))
+        temporary.replace(path)
+
+    def remove(self, run_id: str) -> None:
+        (self.directory / f"{run_id}.json").unlink(missing_ok=True)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every record left; unreadable ones are dropped (half-written)."""
+        found = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                if isinstance(record, dict) and isinstance(record.get("run_id"), str):
+                    found.append(record)
+                    continue
+            except (OSError, ValueError):
+                pass
+            path.unlink(missing_ok=True)
+        for stale in self.directory.glob("*.tmp"):
+            stale.unlink(missing_ok=True)
+        return found
