@@ -137,8 +137,8 @@ class Daemon:
             log.info("cannot adopt orphaned job processes here (no PR_SET_CHILD_SUBREAPER)")
         run_files = RunFiles(run_files_dir(self.settings.db, self.paths.lock))
         # Before anything fires: a forbid job must not start beside its previous run.
-        await end_leftovers(self.store, run_files, self.shutdown_grace)
-        interrupted = mark_interrupted(self.store)
+        ended = await end_leftovers(self.store, run_files, self.shutdown_grace)
+        interrupted = ended + mark_interrupted(self.store)
         if interrupted:
             log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
         writer = HistoryWriter(self.store)

@@ -141,8 +141,11 @@ async def end_tree(
             found = members(run_id, pgid)
             _reap(pid for pid, p in found.items() if p.state == "Z" and pid != main)
             alive = _alive(found)
-            if not alive:
+            last = sig == signal.SIGKILL and time.monotonic() >= deadline
+            if not alive and (found.keys() <= {main} or last):
                 return await _finish(ended, main_exited)
+            # Zombies left are another parent's to reap (init's, without a subreaper):
+            # wait for that too, within the deadline, so nothing of the run is left.
             for pid in alive.keys() - sent:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
