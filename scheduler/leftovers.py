@@ -41,7 +41,8 @@ async def end_leftovers(store: Store, files: RunFiles, grace: float) -> int:
         proc = stat(pid) if isinstance(pid, int) else None
         main_alive = proc is not None and proc.start == start and proc.state != "Z"
         # The process group only counts while its leader is still the run's process.
-        ended = await end_tree(run_id, pid if main_alive else None, grace=grace)
+        mark = str(record.get("mark"))
+        ended = await end_tree(mark, pid if main_alive else None, grace=grace)
         if main_alive or ended.pids:
             error = (
                 f"the scheduler stopped while this run was in progress; its process(es) "

@@ -1,7 +1,8 @@
 """A run's process tree, found and ended as a whole. Every process a run starts carries
-``SCHEDULER_RUN_ID=<run id>`` in its environment: that mark survives ``setsid``, double
-forks and being orphaned (when the parent chain, the process group and the session are all
-lost), and a run id is random, so no other process carries it. Processes that shed their
+``SCHEDULER_RUN_MARK=<random token>`` in its environment: that mark survives ``setsid``,
+double forks and being orphaned (when the parent chain, the process group and the session
+are all lost), and no other process carries it (one token per command started, so a
+notifier never ends another notifier of the same run). Processes that shed their
 environment (``env -i``) are still found while they descend from a marked process or stay in
 the run's process group. The daemon is a child subreaper, so orphans come back to it and
 are reaped instead of lingering as zombies. Callers: the command handler (end of a run) and
@@ -15,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import signal
 import time
 from collections.abc import Iterable
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 PROC = Path("/proc")
-RUN_ID_VAR = "SCHEDULER_RUN_ID"
+MARK_VAR = "SCHEDULER_RUN_MARK"
 PR_SET_CHILD_SUBREAPER = 36
 POLL = 0.05
 KILL_WAIT = 5.0  # after SIGKILL: only a process stuck in the kernel takes longer
@@ -81,16 +83,20 @@ def _marked(pid: int, mark: bytes) -> bool:
     return mark in environ.split(b"\0")
 
 
-def members(run_id: str, pgid: int | None = None) -> dict[int, Proc]:
-    """The run's processes: those marked with its id, those in its process group, and
+def new_mark() -> str:
+    return secrets.token_hex(16)
+
+
+def members(mark: str, pgid: int | None = None) -> dict[int, Proc]:
+    """The run's processes: those carrying its mark, those in its process group, and
     every descendant of those. The daemon itself is never one."""
     procs = _all()
-    mark = f"{RUN_ID_VAR}={run_id}".encode()
+    marked = f"{MARK_VAR}={mark}".encode()
     own = os.getpid()
     found = {
         pid
         for pid, proc in procs.items()
-        if pid != own and ((pgid is not None and proc.pgid == pgid) or _marked(pid, mark))
+        if pid != own and ((pgid is not None and proc.pgid == pgid) or _marked(pid, marked))
     }
     children: dict[int, list[int]] = {}
     for proc in procs.values():
@@ -124,7 +130,7 @@ class Ended:
 
 
 async def end_tree(
-    run_id: str,
+    mark: str,
     pgid: int | None,
     *,
     grace: float,
@@ -138,7 +144,7 @@ async def end_tree(
         deadline = time.monotonic() + wait
         sent: set[int] = set()
         while True:
-            found = members(run_id, pgid)
+            found = members(mark, pgid)
             _reap(pid for pid, p in found.items() if p.state == "Z" and pid != main)
             alive = _alive(found)
             last = sig == signal.SIGKILL and time.monotonic() >= deadline

@@ -64,6 +64,7 @@ class Result:
     exit_code: int | None = None
     output: str = ""
     error: str | None = None
+    masked: tuple[str, ...] = ()  # values resolved from ${VAR}: shown as *** wherever kept
 
 
 class Tail:

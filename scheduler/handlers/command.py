@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
-import string
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import Field, PlainValidator, WithJsonSchema, field_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext, Tail
-from scheduler.processes import RUN_ID_VAR, end_tree, stat
+from scheduler.handlers.variables import OWN_PREFIX, MissingVariable, Resolver, inherited
+from scheduler.processes import MARK_VAR, end_tree, new_mark, stat
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ def _command_line(value: Any) -> list[str] | str:
     if isinstance(value, str):
         if not value.strip():
             raise ValueError("command is empty: give a program to run")
+        if "\0" in value:
+            raise ValueError("command holds a NUL byte, which no program can receive")
         return value
     if isinstance(value, list):
         if not value:
@@ -33,6 +36,8 @@ def _command_line(value: Any) -> list[str] | str:
         ):
             raise ValueError("command list items must be strings (quote numbers and flags)")
         args = [str(arg) for arg in value]
+        if any("\0" in arg for arg in args):
+            raise ValueError("command holds a NUL byte, which no program can receive")
         if not args[0].strip():
             raise ValueError("command's first item (the program) is empty")
         return args
@@ -66,31 +71,35 @@ class CommandArgs(HandlerArgs):
     command: CommandLine
     env: dict[str, str] = Field(
         default_factory=dict,
-        description="merged over the daemon's environment; ${VAR} is resolved at run time",
+        description="added to the environment; ${VAR} comes from the daemon's at run time",
+    )
+    inherit_env: bool | list[str] = Field(
+        default=True,
+        description="what the job gets of the daemon's environment: true (all but SCHEDULER_* "
+        "and URLs with passwords), false (only PATH) or a list of names",
     )
     cwd: str | None = Field(default=None, description="working directory (default: the daemon's)")
 
+    @field_validator("inherit_env")
+    @classmethod
+    def _names(cls, value: bool | list[str]) -> bool | list[str]:
+        for name in value if isinstance(value, list) else []:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"inherit_env: {name!r} is not a variable name")
+            if name.startswith(OWN_PREFIX):
+                raise ValueError(
+                    f"inherit_env: {name} is the scheduler's own setting and never passed to "
+                    f'jobs: if the job needs it, write env: {{{name}: "${{{name}}}"}}'
+                )
+        return value
 
-class MissingVariable(Exception):
-    """An ``env`` value names a variable the daemon's environment does not have."""
-
-
-def expand_env(env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
-    """``${VAR}`` in values comes from the daemon's environment at run time, so secrets are
-    never written to the database. A missing one fails the run rather than passing the
-    literal text ``${VAR}`` on; ``$$`` is a literal ``$``."""
-    expanded = {}
-    for key, value in env.items():
-        try:
-            expanded[key] = string.Template(value).substitute(base)
-        except KeyError as exc:
-            raise MissingVariable(
-                f"env {key} uses ${{{exc.args[0]}}}, which is not set in the scheduler's "
-                "environment: set it where the daemon starts"
-            ) from None
-        except ValueError as exc:
-            raise MissingVariable(f"env {key}: {exc} (write $$ for a literal $)") from None
-    return expanded
+    @field_validator("env")
+    @classmethod
+    def _no_nul(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if "\0" in key or "\0" in text or "=" in key:
+                raise ValueError(f"env {key!r}: names hold no '=' and values no NUL byte")
+        return value
 
 
 class _Capture(asyncio.SubprocessProtocol):
@@ -117,18 +126,20 @@ class _Capture(asyncio.SubprocessProtocol):
 
 
 async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
-    base = dict(os.environ)
+    resolver = Resolver(os.environ)
     try:
-        declared = expand_env(args.env, base)
+        declared = {k: resolver.template(v, f"env {k}") for k, v in args.env.items()}
     except MissingVariable as exc:
         return Result("failure", error=str(exc))
+    mark = new_mark()
     env = {
-        **base,
+        **inherited(os.environ, args.inherit_env),
         **declared,
         **ctx.env,
         "SCHEDULER_JOB_ID": ctx.job_id,
-        RUN_ID_VAR: ctx.run_id,  # the mark that finds every process of the run
+        "SCHEDULER_RUN_ID": ctx.run_id,
         "SCHEDULER_ATTEMPT": str(ctx.attempt),
+        MARK_VAR: mark,  # finds every process it starts, wherever they go
     }
     argv = ["/bin/sh", "-c", args.command] if isinstance(args.command, str) else args.command
     tail = Tail()
@@ -148,14 +159,14 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
     pid = transport.get_pid()
 
     async def end() -> None:
-        await end_tree(ctx.run_id, pid, grace=ctx.kill_grace, main=pid, main_exited=capture.exited)
+        await end_tree(mark, pid, grace=ctx.kill_grace, main=pid, main_exited=capture.exited)
         # Whatever still holds the pipe is gone now: read what is left, briefly.
         await asyncio.wait([capture.output_closed], timeout=OUTPUT_DRAIN)
         if ctx.run_files is not None:
             ctx.run_files.remove(ctx.run_id)
 
     try:
-        _remember(ctx, pid)
+        _remember(ctx, pid, mark)
         # The outcome is the main process's exit, not the end of its output: a background
         # process may hold the pipe for as long as it lives.
         await asyncio.shield(capture.exited)
@@ -171,10 +182,12 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
     error = None if code == 0 else f"exited with code {code}"
     if code < 0:
         error = f"killed by signal {signal.Signals(-code).name}"
-    return Result(outcome, exit_code=code, output=tail.text(), error=error)
+    return Result(
+        outcome, exit_code=code, output=tail.text(), error=error, masked=resolver.masked()
+    )
 
 
-def _remember(ctx: RunContext, pid: int) -> None:
+def _remember(ctx: RunContext, pid: int, mark: str) -> None:
     """Leave a record that outlives a ``kill -9`` of the daemon (see ``leftovers``)."""
     if ctx.run_files is None:
         return
@@ -188,6 +201,7 @@ def _remember(ctx: RunContext, pid: int) -> None:
                 "scheduled_time": ctx.scheduled_time.timestamp() if ctx.scheduled_time else None,
                 "started_at": time.time(),
                 "pid": pid,
+                "mark": mark,
                 "start": proc.start if proc is not None else None,
             }
         )
