@@ -19,7 +19,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ class Proc:
     pid: int
     ppid: int
     pgid: int
+    sid: int
     state: str
     start: int  # clock ticks after boot: with the pid, names one process for good
 
@@ -58,7 +59,7 @@ def stat(pid: int) -> Proc | None:
     # The command name may hold spaces and parentheses: the fields start after the last ")".
     fields = text[text.rfind(")") + 2 :].split()
     try:
-        return Proc(pid, int(fields[1]), int(fields[2]), fields[0], int(fields[19]))
+        return Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0], int(fields[19]))
     except (IndexError, ValueError):
         return None
 
@@ -166,7 +167,47 @@ async def end_tree(
 async def _finish(ended: set[int], main_exited: asyncio.Future[None] | None) -> Ended:
     if main_exited is not None:
         await asyncio.wait([main_exited], timeout=KILL_WAIT)
+    reap_adopted()
     return Ended(sorted(ended))
+
+
+# Main processes of runs (asyncio reaps those itself) and starts in flight (whose pid is
+# not known yet): ``reap_adopted`` must leave both alone.
+_mains: set[int] = set()
+_starting = 0
+
+
+@contextlib.contextmanager
+def starting() -> Iterator[None]:
+    global _starting
+    _starting += 1
+    try:
+        yield
+    finally:
+        _starting -= 1
+
+
+@contextlib.contextmanager
+def main_process(pid: int) -> Iterator[None]:
+    _mains.add(pid)
+    try:
+        yield
+    finally:
+        _mains.discard(pid)
+
+
+def reap_adopted() -> None:
+    """Reap orphans that ended on their own after the daemon adopted them (a subreaper
+    inherits them): found by no run any more, they would stay zombies for the daemon's
+    lifetime. Only processes of another session (every run has its own), so the daemon's
+    own helpers (parse workers) are never taken from their owners."""
+    if _starting:
+        return
+    own = os.getpid()
+    session = os.getsid(0)
+    for pid, proc in _all().items():
+        if proc.ppid == own and proc.state == "Z" and proc.sid != session and pid not in _mains:
+            _reap([pid])
 
 
 class RunFiles:

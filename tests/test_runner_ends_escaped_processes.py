@@ -4,8 +4,13 @@ process's exit, not by the end of its output (issue 13, item 3)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+from scheduler.processes import stat
+from tests.conftest import StartDaemon, WriteJobs
+from tests.daemon_helpers import wait_for
 from tests.runner_helpers import command_job, duration, gone, process_state, read_pid, run_once
 
 
@@ -67,3 +72,40 @@ def test_a_process_that_clears_its_environment_is_ended_while_its_parent_lives(
 
     assert row["outcome"] == "timeout"
     assert_gone(read_pid(tmp_path / "escaped.pid"))
+
+
+def test_the_daemon_adopts_and_reaps_an_orphan_that_ended_on_its_own(
+    start_daemon: StartDaemon, write_jobs: WriteJobs, tmp_path: Path
+) -> None:
+    """The daemon is a child subreaper: a double-forked process comes back to it, not to
+    init. One that ends before its run does is found by nothing else (a zombie's
+    environment is empty), so without the daemon reaping it, it stayed a zombie for the
+    daemon's lifetime."""
+    work = tmp_path / "work"
+    work.mkdir()
+    write_jobs(
+        "a.yaml",
+        f"""\
+jobs:
+  forks:
+    schedule: {{cron: "0 9 * * *"}}
+    run:
+      type: command
+      cwd: {work}
+      command: "(setsid sh -c 'echo $$ > orphan.pid; sleep 0.2' &); sleep 3; echo done"
+""",
+    )
+    daemon = start_daemon()
+    assert daemon.cli("trigger", "forks").returncode == 0
+    orphan = read_pid(work / "orphan.pid")
+    adopted = wait_for(lambda: (p := stat(orphan)) and p.state == "Z" and p, "orphan ends")
+    assert adopted.ppid == daemon.proc.pid  # adopted by the daemon, not by init
+
+    def finished() -> dict[str, Any] | None:
+        done = daemon.cli("history", "forks", "-o", "json")
+        runs = json.loads(done.stdout) if done.returncode == 0 else []
+        return runs[0] if runs and runs[0]["outcome"] != "running" else None
+
+    run = wait_for(finished, "the run's end")
+    assert (run["outcome"], run["output_tail"]) == ("success", "done\n")
+    assert_gone(orphan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -14,7 +15,7 @@ from pydantic import Field, PlainValidator, WithJsonSchema, field_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext, Tail
 from scheduler.handlers.variables import OWN_PREFIX, MissingVariable, Resolver, inherited
-from scheduler.processes import MARK_VAR, end_tree, new_mark, stat
+from scheduler.processes import MARK_VAR, end_tree, main_process, new_mark, starting, stat
 
 log = logging.getLogger(__name__)
 
@@ -143,20 +144,43 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
     }
     argv = ["/bin/sh", "-c", args.command] if isinstance(args.command, str) else args.command
     tail = Tail()
-    try:
-        transport, capture = await asyncio.get_running_loop().subprocess_exec(
-            lambda: _Capture(tail),
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=args.cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so it can be stopped whole
-        )
-    except OSError as exc:
-        return Result("failure", error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
-    pid = transport.get_pid()
+    with contextlib.ExitStack() as stack:
+        try:
+            with starting():  # until its pid is known, no adopted zombie is reaped
+                transport, capture = await asyncio.get_running_loop().subprocess_exec(
+                    lambda: _Capture(tail),
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    cwd=args.cwd,
+                    env=env,
+                    start_new_session=True,  # its own process group and session
+                )
+                pid = transport.get_pid()
+                stack.enter_context(main_process(pid))
+        except OSError as exc:
+            return Result("failure", error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+        await _follow(ctx, transport, capture, pid, mark)
+    code = transport.get_returncode()
+    assert code is not None
+    outcome: Literal["success", "failure"] = "success" if code == 0 else "failure"
+    error = None if code == 0 else f"exited with code {code}"
+    if code < 0:
+        error = f"killed by signal {signal.Signals(-code).name}"
+    return Result(
+        outcome, exit_code=code, output=tail.text(), error=error, masked=resolver.masked()
+    )
+
+
+async def _follow(
+    ctx: RunContext,
+    transport: asyncio.SubprocessTransport,
+    capture: _Capture,
+    pid: int,
+    mark: str,
+) -> None:
+    """Wait for the main process; then end everything it started, however it left."""
 
     async def end() -> None:
         await end_tree(mark, pid, grace=ctx.kill_grace, main=pid, main_exited=capture.exited)
@@ -176,15 +200,6 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
         raise
     finally:
         transport.close()
-    code = transport.get_returncode()
-    assert code is not None
-    outcome: Literal["success", "failure"] = "success" if code == 0 else "failure"
-    error = None if code == 0 else f"exited with code {code}"
-    if code < 0:
-        error = f"killed by signal {signal.Signals(-code).name}"
-    return Result(
-        outcome, exit_code=code, output=tail.text(), error=error, masked=resolver.masked()
-    )
 
 
 def _remember(ctx: RunContext, pid: int, mark: str) -> None:
