@@ -42,7 +42,8 @@ async def end_leftovers(store: Store, files: RunFiles, grace: float) -> int:
         main_alive = proc is not None and proc.start == start and proc.state != "Z"
         # The process group only counts while its leader is still the run's process.
         mark = str(record.get("mark"))
-        ended = await end_tree(mark, pid if main_alive else None, grace=grace)
+        since = start if isinstance(start, int) else 0
+        ended = await end_tree(mark, pid if main_alive else None, grace=grace, since=since)
         if main_alive or ended.pids:
             error = (
                 f"the scheduler stopped while this run was in progress; its process(es) "

@@ -53,7 +53,7 @@ class Proc:
 def stat(pid: int) -> Proc | None:
     """The process from ``/proc/PID/stat``, or None when it is gone."""
     try:
-        text = (PROC / str(pid) / "stat").read_text()
+        text = _read(f"{PROC}/{pid}/stat").decode(errors="replace")
     except OSError:
         return None
     # The command name may hold spaces and parentheses: the fields start after the last ")".
@@ -62,6 +62,20 @@ def stat(pid: int) -> Proc | None:
         return Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0], int(fields[19]))
     except (IndexError, ValueError):
         return None
+
+
+def _read(path: str, limit: int = 4096) -> bytes:
+    # os.read, not Path.read_*: a look at every process is a few hundred of these, and
+    # the buffered file objects cost four times as much.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while limit > 0 and (chunk := os.read(fd, min(limit, 65536))):
+            chunks.append(chunk)
+            limit -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _all() -> dict[int, Proc]:
@@ -78,7 +92,7 @@ def _all() -> dict[int, Proc]:
 
 def _marked(pid: int, mark: bytes) -> bool:
     try:
-        environ = (PROC / str(pid) / "environ").read_bytes()
+        environ = _read(f"{PROC}/{pid}/environ", 1 << 20)
     except OSError:  # gone, or another user's
         return False
     return mark in environ.split(b"\0")
@@ -88,16 +102,22 @@ def new_mark() -> str:
     return secrets.token_hex(16)
 
 
-def members(mark: str, pgid: int | None = None) -> dict[int, Proc]:
+def members(mark: str, pgid: int | None = None, since: int = 0) -> dict[int, Proc]:
     """The run's processes: those carrying its mark, those in its process group, and
-    every descendant of those. The daemon itself is never one."""
+    every descendant of those. The daemon itself is never one. ``since`` (the main
+    process's start) skips reading the environment of every older process: most of the
+    cost of a look."""
     procs = _all()
     marked = f"{MARK_VAR}={mark}".encode()
     own = os.getpid()
     found = {
         pid
         for pid, proc in procs.items()
-        if pid != own and ((pgid is not None and proc.pgid == pgid) or _marked(pid, marked))
+        if pid != own
+        and (
+            (pgid is not None and proc.pgid == pgid)
+            or (proc.start >= since and _marked(pid, marked))
+        )
     }
     children: dict[int, list[int]] = {}
     for proc in procs.values():
@@ -137,6 +157,7 @@ async def end_tree(
     grace: float,
     main: int | None = None,
     main_exited: asyncio.Future[None] | None = None,
+    since: int = 0,
 ) -> Ended:
     """SIGTERM every process of the run, SIGKILL what is left after ``grace``, and reap
     the adopted ones. Processes forked while it runs are found on the next look."""
@@ -145,7 +166,7 @@ async def end_tree(
         deadline = time.monotonic() + wait
         sent: set[int] = set()
         while True:
-            found = members(mark, pgid)
+            found = members(mark, pgid, since)
             _reap(pid for pid, p in found.items() if p.state == "Z" and pid != main)
             alive = _alive(found)
             last = sig == signal.SIGKILL and time.monotonic() >= deadline
@@ -202,6 +223,11 @@ def reap_adopted() -> None:
     lifetime. Only processes of another session (every run has its own), so the daemon's
     own helpers (parse workers) are never taken from their owners."""
     if _starting:
+        return
+    try:  # any child ended and not reaped? (WNOWAIT: look, but leave it)
+        if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            return
+    except ChildProcessError:
         return
     own = os.getpid()
     session = os.getsid(0)

@@ -15,7 +15,7 @@ from pydantic import Field, PlainValidator, WithJsonSchema, field_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext, Tail
 from scheduler.handlers.variables import OWN_PREFIX, MissingVariable, Resolver, inherited
-from scheduler.processes import MARK_VAR, end_tree, main_process, new_mark, starting, stat
+from scheduler.processes import MARK_VAR, Proc, end_tree, main_process, new_mark, starting, stat
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +181,24 @@ async def _follow(
     mark: str,
 ) -> None:
     """Wait for the main process; then end everything it started, however it left."""
+    started = stat(pid)  # its start: everything of the run started later
 
     async def end() -> None:
-        await end_tree(mark, pid, grace=ctx.kill_grace, main=pid, main_exited=capture.exited)
+        await end_tree(
+            mark,
+            pid,
+            grace=ctx.kill_grace,
+            main=pid,
+            main_exited=capture.exited,
+            since=started.start if started is not None else 0,
+        )
         # Whatever still holds the pipe is gone now: read what is left, briefly.
         await asyncio.wait([capture.output_closed], timeout=OUTPUT_DRAIN)
         if ctx.run_files is not None:
             ctx.run_files.remove(ctx.run_id)
 
     try:
-        _remember(ctx, pid, mark)
+        _remember(ctx, pid, mark, started)
         # The outcome is the main process's exit, not the end of its output: a background
         # process may hold the pipe for as long as it lives.
         await asyncio.shield(capture.exited)
@@ -202,11 +210,10 @@ async def _follow(
         transport.close()
 
 
-def _remember(ctx: RunContext, pid: int, mark: str) -> None:
+def _remember(ctx: RunContext, pid: int, mark: str, proc: Proc | None) -> None:
     """Leave a record that outlives a ``kill -9`` of the daemon (see ``leftovers``)."""
     if ctx.run_files is None:
         return
-    proc = stat(pid)
     try:
         ctx.run_files.add(
             {
