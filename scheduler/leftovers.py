@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from scheduler.history import RunRecord
-from scheduler.processes import RunFiles, end_tree, stat
+from scheduler.processes import RunFiles, alive, end_tree, stat
 from scheduler.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ def run_files_dir(db_url: str, lock: Path) -> Path:
 async def end_leftovers(store: Store, files: RunFiles, grace: float) -> int:
     """End what the previous daemon's runs left running; record those runs. Returns how
     many runs were recorded."""
-    records = files.read()
+    # Another daemon's runs, while it lives (a replica on this machine), are its own.
+    records = [r for r in files.read() if not alive(r.get("daemon"))]
     for record in records:
         run_id = record["run_id"]
         pid, start = record.get("pid"), record.get("start")

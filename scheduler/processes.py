@@ -236,6 +236,21 @@ def reap_adopted() -> None:
             _reap([pid])
 
 
+def owner() -> list[int]:
+    """This process as a record names it: pid and start time."""
+    own = stat(os.getpid())
+    return [os.getpid(), own.start if own is not None else 0]
+
+
+def alive(pid_and_start: object) -> bool:
+    """Is the process a record names (``owner()``) still running?"""
+    if not isinstance(pid_and_start, list) or len(pid_and_start) != 2:
+        return False
+    pid, start = pid_and_start
+    proc = stat(pid) if isinstance(pid, int) else None
+    return proc is not None and proc.start == start and proc.state not in ("Z", "X")
+
+
 class RunFiles:
     """While a command run is in progress, a small file in a private directory next to the
     store names it (run id, job, main pid and that pid's start time, so a reused pid is

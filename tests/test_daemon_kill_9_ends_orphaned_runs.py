@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.leftovers import end_leftovers
-from scheduler.processes import RunFiles, stat
+from scheduler.processes import RunFiles, owner, stat
 from scheduler.store import Store
 from tests.conftest import StartDaemon, WriteJobs
 from tests.daemon_helpers import DaemonProcess, wait_for
@@ -115,3 +115,25 @@ def test_a_reused_pid_is_not_taken_for_the_runs_process(tmp_path: Path) -> None:
     finally:
         bystander.send_signal(signal.SIGKILL)
         bystander.wait()
+
+
+def test_the_runs_of_a_daemon_still_alive_are_left_alone(tmp_path: Path) -> None:
+    """Only a dead daemon's runs are ended: a record naming a live one (another daemon on
+    this machine) is not touched."""
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        proc = stat(running.pid)
+        assert proc is not None
+        files = RunFiles(tmp_path / "s.db.runs")
+        record = {"run_id": "1" * 32, "job_id": "theirs", "pid": running.pid, "start": proc.start}
+        files.add({**record, "mark": "m", "daemon": owner()})  # this test's process: alive
+        store = Store(f"sqlite:///{tmp_path / 's.db'}")
+        try:
+            assert asyncio.run(end_leftovers(store, files, grace=1.0)) == 0
+        finally:
+            store.close()
+        assert running.poll() is None
+        assert [r["run_id"] for r in files.read()] == [record["run_id"]]
+    finally:
+        running.send_signal(signal.SIGKILL)
+        running.wait()

@@ -15,7 +15,16 @@ from pydantic import Field, PlainValidator, WithJsonSchema, field_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext, Tail
 from scheduler.handlers.variables import OWN_PREFIX, MissingVariable, Resolver, inherited
-from scheduler.processes import MARK_VAR, Proc, end_tree, main_process, new_mark, starting, stat
+from scheduler.processes import (
+    MARK_VAR,
+    Proc,
+    end_tree,
+    main_process,
+    new_mark,
+    owner,
+    starting,
+    stat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +233,7 @@ def _remember(ctx: RunContext, pid: int, mark: str, proc: Proc | None) -> None:
                 "started_at": time.time(),
                 "pid": pid,
                 "mark": mark,
+                "daemon": owner(),  # a record of a live daemon is never touched
                 "start": proc.start if proc is not None else None,
             }
         )
