@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from scheduler import __version__
+from scheduler.cron import parse_cron
 from scheduler.errors import InvalidJobFiles, SchedulerError
 from scheduler.loader import load_paths
 from scheduler.settings import Settings
@@ -49,6 +50,14 @@ def _iso(value: str) -> datetime:
             f"'{value}' is not ISO 8601, e.g. 2026-12-01T09:00:00+01:00"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _wall_time(value: str) -> datetime:
+    """ISO 8601; without an offset it stays naive: wall time in the schedule's zone."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return _iso(value)  # says what is wrong, with an example
 
 
 class SchedulerGroup(click.Group):
@@ -128,6 +137,10 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
                 err=True,
             )
         sys.exit(1)
+    for job in state.jobs.values():  # valid, but probably not what was meant: on stderr
+        for warning in job.schedule.warnings:
+            click.echo(f"{job.source.path}:{job.source.line}:{job.source.col}: warning: "
+                       f"job '{job.id}': {warning}", err=True)  # fmt: skip
     if output == "json":
         _print_json([])
     else:
@@ -139,7 +152,11 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
 @click.option("--job", "job_id", help="Preview a job declared in the jobs dir instead.")
 @click.option("--tz", default=None, help="IANA time zone of CRON [default: UTC].")
 @click.option(
-    "--from", "start", default=None, help="Start after this ISO 8601 time [default: now]."
+    "--from",
+    "start",
+    default=None,
+    help="Start after this ISO 8601 time; without an offset it is wall time in the schedule's "
+    "zone, as in job files [default: now].",
 )
 @click.option("--count", "-n", default=10, show_default=True, type=click.IntRange(1, 10000))
 @OUTPUT
@@ -160,14 +177,17 @@ def preview(
     \b
     Example:
       scheduler preview '0 9 * * 1-5' --tz Europe/Berlin --count 5
+      scheduler preview '30 2 * * *' --tz Europe/Berlin --from 2027-03-27T00:00:00
       scheduler preview --job weekly-export
     """
     from scheduler.preview import preview_times
 
-    after = _iso(start) if start else datetime.now(UTC)
+    after = _wall_time(start) if start else datetime.now(UTC)
     if (cron is None) == (job_id is None):
         raise click.UsageError("give either a CRON expression or --job ID")
     times = preview_times(settings, after, count, cron=cron, tz=tz, job_id=job_id)
+    for warning in parse_cron(cron).warnings if cron else ():
+        click.echo(f"warning: {warning}", err=True)
     if output == "json":
         _print_json([t.isoformat() for t in times])
     else:

@@ -21,18 +21,10 @@ from typing import Any
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import (
-    Boolean,
-    Column,
     Connection,
     Engine,
-    Float,
-    Index,
-    Integer,
     MetaData,
-    String,
     Table,
-    Text,
-    Unicode,
     bindparam,
     create_engine,
     event,
@@ -40,6 +32,7 @@ from sqlalchemy import (
     select,
 )
 
+from scheduler import schema
 from scheduler.plan import Stored
 
 JOBS_TABLE = "apscheduler_jobs"
@@ -142,58 +135,27 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def runs_table(metadata: MetaData) -> Table:
-    return Table(
-        "scheduler_runs",
-        metadata,
-        Column("run_id", String(32), primary_key=True),
-        Column("job_id", Unicode(191), nullable=False),
-        Column("scheduled_time", Float, nullable=True),
-        Column("started_at", Float, nullable=False),
-        Column("finished_at", Float, nullable=True),
-        Column("outcome", String(16), nullable=False),
-        Column("exit_code", Integer, nullable=True),
-        Column("attempt", Integer, nullable=False),
-        Column("output_tail", Text, nullable=True),
-        Column("error", Text, nullable=True),
-        Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
-        Index("ix_scheduler_runs_started", "started_at"),
-    )
-
-
 class Store:
     """One database: APScheduler's job table and the scheduler's own tables."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.metadata = MetaData()
+        self.metadata = schema.metadata
+        try:
+            schema.ensure_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        # APScheduler builds its own Table object: give it a MetaData of its own, the
+        # schema's mirror of that table belongs to the migrations.
         self.jobstore = BatchingJobStore(
-            engine=self.engine, metadata=self.metadata, tablename=JOBS_TABLE
+            engine=self.engine, metadata=MetaData(), tablename=JOBS_TABLE
         )
         self.aps_jobs: Table = self.jobstore.jobs_t
-        self.jobs = Table(
-            "scheduler_jobs",
-            self.metadata,
-            Column("id", Unicode(191), primary_key=True),
-            Column("spec", Text, nullable=False),
-            Column("fingerprint", String(64), nullable=False),
-            Column("source", Unicode(1024), nullable=False),
-            Column("operator_paused", Boolean, nullable=False, default=False),
-            Column("updated_at", Float, nullable=False),
-            # Derived from the spec when it is written, so listing 10,000 jobs decodes none.
-            Column("summary", Text, nullable=False, default="{}"),
-        )
-        self.files = Table(
-            "scheduler_files",
-            self.metadata,
-            Column("path", Unicode(1024), primary_key=True),
-            Column("digest", String(64), nullable=False),
-            Column("version", String(64), nullable=False),
-            Column("jobs", Text, nullable=False),
-        )
-        self.runs = runs_table(self.metadata)
-        self.metadata.create_all(self.engine)
+        self.jobs = schema.jobs
+        self.files = schema.files
+        self.runs = schema.runs
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -75,22 +75,46 @@ def simple_job(job_id: str = "hello", cron: str = "0 9 * * *", extra: str = "") 
 
 
 PG_URL_ENV = "SCHEDULER_TEST_PG_URL"
-STORE_TABLES = (
-    "apscheduler_jobs",
-    "scheduler_jobs",
-    "scheduler_files",
-    "scheduler_runs",
-)
 
 
 def _reset_pg(url: str) -> None:
-    from sqlalchemy import create_engine, text
+    """Drop every table (the store's, Alembic's version table, whatever a migration adds)."""
+    from sqlalchemy import MetaData, create_engine
 
     engine = create_engine(url)
     with engine.begin() as conn:
-        for table in STORE_TABLES:
-            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        tables = MetaData()
+        tables.reflect(conn)
+        tables.drop_all(conn)
     engine.dispose()
+
+
+@pytest.fixture
+def pg_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """pg_database() -> the URL of a new, empty PostgreSQL database of this test's own
+    (named replicas_<test>_<n>), dropped at the end."""
+    from sqlalchemy import create_engine, make_url, text
+
+    base = os.environ.get(PG_URL_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV} (set by .ci/run)")
+    admin = create_engine(make_url(base).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    stem = "replicas_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())
+    made: list[str] = []
+
+    def create() -> str:
+        name = f"{stem[:50]}_{len(made)}"
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return make_url(base).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,149 @@
+"""The store's tables, as one module-level ``metadata``: what the code reads and writes, and
+Alembic's target. The schema is created and upgraded only by the migrations shipped in
+``scheduler/migrations`` (``ensure_schema``), under a database lock, so any number of daemons
+and command lines opening an empty database at once do not race. Callers: ``store.Store``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Unicode,
+    inspect,
+    select,
+    text,
+)
+
+from scheduler.errors import SchedulerError
+
+# Every revision this release knows, oldest first; the last is the one it writes.
+# (tests/test_store_schema_is_migrated.py checks it against scheduler/migrations/versions.)
+REVISIONS = ("0001",)
+HEAD = REVISIONS[-1]
+VERSION_TABLE = "alembic_version"
+# pg_advisory_xact_lock key for creating/upgrading the schema: any constant, ours alone.
+PG_SCHEMA_LOCK = 0x5C4E_D01E
+MYSQL_SCHEMA_LOCK = "declarative_scheduler_schema"
+
+metadata = MetaData()
+
+# A mirror of APScheduler's own table (it builds its Table object itself; this one is for
+# the migrations and for reading).
+aps_jobs = Table(
+    "apscheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
+
+jobs = Table(
+    "scheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("source", Unicode(1024), nullable=False),
+    Column("operator_paused", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+    # Derived from the spec when it is written, so listing 10,000 jobs decodes none.
+    Column("summary", Text, nullable=False, default="{}"),
+)
+
+files = Table(
+    "scheduler_files",
+    metadata,
+    Column("path", Unicode(1024), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("jobs", Text, nullable=False),
+)
+
+runs = Table(
+    "scheduler_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", Unicode(191), nullable=False),
+    Column("scheduled_time", Float, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("exit_code", Integer, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("output_tail", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
+    Index("ix_scheduler_runs_started", "started_at"),
+)
+
+class StoreTooNew(SchedulerError):
+    """The store was written by a newer release (a schema revision this one does not know)."""
+
+    def __init__(self, url: str, revision: str) -> None:
+        super().__init__(
+            f"the store {url} is at schema revision {revision}, newer than this scheduler "
+            f"knows (up to {HEAD}): upgrade declarative-scheduler to the release that wrote it"
+        )
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The store's schema revision; None for an empty store or one from before Alembic."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    rows = conn.execute(select(text("version_num")).select_from(text(VERSION_TABLE))).all()
+    return str(rows[0][0]) if rows else None
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create or upgrade the schema to ``HEAD``; refuse a store newer than this code.
+
+    A store at ``HEAD`` costs one read. Otherwise the upgrade runs under a database-wide
+    lock (PostgreSQL: a transaction advisory lock, so it also holds behind PgBouncer in
+    transaction mode; SQLite: its write lock, taken at BEGIN), re-reading the revision
+    once the lock is held: a daemon that waited finds the work done."""
+    url = engine.url.render_as_string(hide_password=True)
+    with engine.connect() as conn:
+        revision = current_revision(conn)
+    if revision == HEAD:
+        return
+    if revision is not None and revision not in REVISIONS:
+        raise StoreTooNew(url, revision)
+    backend = engine.url.get_backend_name()
+    with engine.connect() as conn:
+        if backend == "mysql":  # DDL commits on its own there: a session lock instead
+            conn.execute(text("SELECT GET_LOCK(:n, 60)"), {"n": MYSQL_SCHEMA_LOCK})
+        conn = conn.execution_options(sqlite_immediate=True)
+        try:
+            with conn.begin():
+                if backend == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_SCHEMA_LOCK})
+                revision = current_revision(conn)
+                if revision is not None and revision not in REVISIONS:
+                    raise StoreTooNew(url, revision)
+                if revision != HEAD:
+                    _upgrade(conn)
+        finally:
+            if backend == "mysql":
+                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": MYSQL_SCHEMA_LOCK})
+
+
+def _upgrade(conn: Connection) -> None:
+    # Alembic only when there is work: importing it costs a command line ~0.3 s.
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "scheduler:migrations")
+    config.attributes["connection"] = conn
+    command.upgrade(config, HEAD)
