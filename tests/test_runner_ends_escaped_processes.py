@@ -92,7 +92,7 @@ jobs:
     run:
       type: command
       cwd: {work}
-      command: "(setsid sh -c 'echo $$ > orphan.pid; sleep 0.2' &); sleep 3; echo done"
+      command: "(setsid sh -c 'echo $$ > orphan.pid; sleep 0.2' &); sleep 1.5; echo done"
 """,
     )
     daemon = start_daemon()
