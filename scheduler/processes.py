@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 PROC = Path("/proc")
 MARK_VAR = "SCHEDULER_RUN_MARK"
@@ -40,8 +40,7 @@ def become_subreaper() -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Proc:
+class Proc(NamedTuple):
     pid: int
     ppid: int
     pgid: int
@@ -53,13 +52,21 @@ class Proc:
 def stat(pid: int) -> Proc | None:
     """The process from ``/proc/PID/stat``, or None when it is gone."""
     try:
-        text = _read(f"{PROC}/{pid}/stat").decode(errors="replace")
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    # The command name may hold spaces and parentheses: the fields start after the last ")".
-    fields = text[text.rfind(")") + 2 :].split()
     try:
-        return Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0], int(fields[19]))
+        data = os.read(fd, 4096)  # one read: the kernel fills it whole
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # The command name may hold spaces and parentheses: the fields start after the last ")".
+    fields = data[data.rfind(b")") + 2 :].split(None, 20)
+    try:
+        return Proc(
+            pid, int(fields[1]), int(fields[2]), int(fields[3]), chr(fields[0][0]), int(fields[19])
+        )
     except (IndexError, ValueError):
         return None
 
