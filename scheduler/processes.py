@@ -97,33 +97,61 @@ def _all() -> dict[int, Proc]:
     return found
 
 
-def _marked(pid: int, mark: bytes) -> bool:
-    try:
-        environ = _read(f"{PROC}/{pid}/environ", 1 << 20)
-    except OSError:  # gone, or another user's
-        return False
-    return mark in environ.split(b"\0")
+@dataclass
+class _Look:
+    """One look at every process, shared by the runs that end around the same time (a
+    burst of 200 runs would otherwise read /proc 200 times). Valid for a run whose main
+    process had exited when the look began."""
+
+    began: float
+    procs: dict[int, Proc]
+    environ: dict[int, list[bytes]]
+
+    def marked(self, pid: int, mark: bytes) -> bool:
+        if pid not in self.environ:
+            try:
+                self.environ[pid] = _read(f"{PROC}/{pid}/environ", 1 << 20).split(b"\0")
+            except OSError:  # gone, or another user's
+                self.environ[pid] = []
+        return mark in self.environ[pid]
+
+
+_last: _Look | None = None
+
+
+def _look(after: float | None) -> _Look:
+    """The last look if it began after ``after``, else a new one (None: always new)."""
+    global _last
+    if _last is None or after is None or _last.began < after:
+        began = time.monotonic()
+        _last = _Look(began, _all(), {})
+    return _last
 
 
 def new_mark() -> str:
     return secrets.token_hex(16)
 
 
-def members(mark: str, pgid: int | None = None, since: int = 0) -> dict[int, Proc]:
+def members(
+    mark: str, pgid: int | None = None, since: int = 0, after: float | None = None
+) -> dict[int, Proc]:
     """The run's processes: those carrying its mark, those in its process group, and
     every descendant of those. The daemon itself is never one. ``since`` (the main
     process's start) skips reading the environment of every older process: most of the
     cost of a look."""
-    procs = _all()
+    look = _look(after)
+    procs = look.procs
     marked = f"{MARK_VAR}={mark}".encode()
     own = os.getpid()
+    # Cheap to rule out, and most of a burst of runs: another run's own process group.
+    others = _mains - {pgid}
     found = {
         pid
         for pid, proc in procs.items()
         if pid != own
         and (
             (pgid is not None and proc.pgid == pgid)
-            or (proc.start >= since and _marked(pid, marked))
+            or (proc.start >= since and proc.pgid not in others and look.marked(pid, marked))
         )
     }
     children: dict[int, list[int]] = {}
@@ -165,15 +193,18 @@ async def end_tree(
     main: int | None = None,
     main_exited: asyncio.Future[None] | None = None,
     since: int = 0,
+    exited_at: float | None = None,
 ) -> Ended:
     """SIGTERM every process of the run, SIGKILL what is left after ``grace``, and reap
-    the adopted ones. Processes forked while it runs are found on the next look."""
+    the adopted ones. Processes forked while it runs are found on the next look.
+    ``exited_at``: when the main process was seen to exit (a look begun later will do)."""
     ended: set[int] = set()
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
         deadline = time.monotonic() + wait
         sent: set[int] = set()
         while True:
-            found = members(mark, pgid, since)
+            found = members(mark, pgid, since, exited_at)
+            exited_at = None  # from now on, only a fresh look will do
             _reap(pid for pid, p in found.items() if p.state == "Z" and pid != main)
             alive = _alive(found)
             last = sig == signal.SIGKILL and time.monotonic() >= deadline

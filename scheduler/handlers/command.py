@@ -121,6 +121,7 @@ class _Capture(asyncio.SubprocessProtocol):
         loop = asyncio.get_running_loop()
         self.tail = tail
         self.exited: asyncio.Future[None] = loop.create_future()
+        self.exited_at: float | None = None
         self.output_closed: asyncio.Future[None] = loop.create_future()
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
@@ -132,6 +133,7 @@ class _Capture(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         if not self.exited.done():
+            self.exited_at = time.monotonic()
             self.exited.set_result(None)
 
 
@@ -200,6 +202,7 @@ async def _follow(
             main=pid,
             main_exited=capture.exited,
             since=started.start if started is not None else 0,
+            exited_at=capture.exited_at,
         )
         # Whatever still holds the pipe is gone now: read what is left, briefly.
         await asyncio.wait([capture.output_closed], timeout=OUTPUT_DRAIN)
