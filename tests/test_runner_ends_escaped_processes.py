@@ -109,3 +109,24 @@ jobs:
     run = wait_for(finished, "the run's end")
     assert (run["outcome"], run["output_tail"]) == ("success", "done\n")
     assert_gone(orphan)
+
+
+def test_a_notifier_ending_does_not_end_another_notifier_of_the_same_run(
+    tmp_path: Path,
+) -> None:
+    """Notifiers of one run run side by side (``on_failure`` and ``on_permanent_failure``)
+    with the same run id: each command has its own mark, so the quick one's end does not
+    take the slow one with it."""
+    late = tmp_path / "late.txt"
+    spec = command_job(
+        "exit 1",
+        on_failure=[{"type": "command", "command": "sleep 0.3"}],
+        on_permanent_failure=[
+            {"type": "command", "command": f"setsid sh -c 'sleep 1; echo late > {late}' & wait"}
+        ],
+    )
+
+    (row,) = run_once(tmp_path, spec)
+
+    assert row["error"] == "exited with code 1"  # no notifier failed
+    assert late.read_text() == "late\n"
