@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import StartDaemon, WriteJobs
+from tests.daemon_helpers import wait_for
 from tests.runner_helpers import Received, command_job, http_server, job, json_body, run_once
 
 TOKEN = "api-token-0123456789"
@@ -164,3 +166,36 @@ def test_a_long_error_is_kept_capped_at_its_end(tmp_path: Path) -> None:
     assert row["error"].startswith("[")
     assert "characters cut]" in row["error"]
     assert row["error"].rstrip().endswith("THE END")
+
+
+def test_a_daemon_keeps_its_token_and_the_jobs_secret_out_of_history(
+    start_daemon: StartDaemon, write_jobs: WriteJobs, db_url: str
+) -> None:
+    write_jobs(
+        "a.yaml",
+        """\
+jobs:
+  leaky:
+    schedule: {cron: "0 9 * * *"}
+    run:
+      type: command
+      command: 'echo "token=$SCHEDULER_API_TOKEN secret=$PASSWORD"'
+      env: {PASSWORD: "${SECRET}"}
+""",
+    )
+    daemon = start_daemon(env={"SCHEDULER_API_TOKEN": TOKEN, "SECRET": SECRET})
+    assert daemon.cli("trigger", "leaky").returncode == 0
+
+    def finished() -> str | None:
+        done = daemon.cli("history", "leaky", "-o", "json")
+        runs = json.loads(done.stdout) if done.returncode == 0 else []
+        return done.stdout if runs and runs[0]["outcome"] != "running" else None
+
+    history = json.loads(wait_for(finished, "the run"))
+    assert [(r["outcome"], r["output_tail"]) for r in history] == [
+        ("success", "token= secret=***\n")
+    ]
+    assert daemon.stop() == 0
+    stored = Path(db_url.removeprefix("sqlite:///")).read_bytes()
+    assert b"${SECRET}" in stored  # the job as written
+    assert SECRET.encode() not in stored and TOKEN.encode() not in stored
