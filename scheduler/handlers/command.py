@@ -11,7 +11,14 @@ import signal
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator, WithJsonSchema, field_validator
+from pydantic import (
+    Field,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    field_validator,
+    model_serializer,
+)
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext, Tail
 from scheduler.handlers.variables import OWN_PREFIX, MissingVariable, Resolver, inherited
@@ -102,6 +109,15 @@ class CommandArgs(HandlerArgs):
                     f'jobs: if the job needs it, write env: {{{name}: "${{{name}}}"}}'
                 )
         return value
+
+    @model_serializer(mode="wrap")
+    def _omit_default_inheritance(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Left out while it is the default: the stored spec and fingerprint of every
+        # command job written before inherit_env existed stay the same (no update churn).
+        data = handler(self)
+        if isinstance(data, dict) and data.get("inherit_env") is True:
+            del data["inherit_env"]
+        return data
 
     @field_validator("env")
     @classmethod
