@@ -26,7 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from scheduler import control
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.errors import JobNotFound, SchedulerError
-from scheduler.history import HistoryWriter, mark_interrupted
+from scheduler.history import HistoryWriter, mark_lost_runs
 from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
@@ -38,6 +38,7 @@ from scheduler.service import error_reply
 from scheduler.settings import Settings
 from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
+from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
 from scheduler.watcher import watch
 
@@ -51,6 +52,8 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
 STORE_RETRY_SECONDS = 1.0
+SLOW_PASS_SECONDS = 2.0  # a scheduler pass this long waited for a locked store
+PASS_STOP_SECONDS = 10.0  # how long a stop waits for the pass in flight
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
@@ -66,18 +69,91 @@ def release_memory() -> None:
 
 
 class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """APScheduler 3.x stops waking up for good if writing a job back to the store fails
-    (a locked SQLite file, a restarting database). Retry instead; the runner ignores a due
-    time it already started, so the retry cannot run a job twice."""
+    """APScheduler's asyncio scheduler with each pass (read the due jobs, hand them to the
+    runner, write their next run times) in a thread of its own, off the event loop: a locked
+    SQLite store held the loop for the busy timeout, 5 s per pass, and with it the API and
+    history. A pass that fails (a locked file, a restarting database) is retried instead of
+    stopping the wake-ups for good; the runner ignores a due time it already started, so the
+    retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz."""
+
+    def start(self, paused: bool = False) -> None:
+        self._pass: asyncio.Future[float | None] | None = None
+        self._pass_again = False
+        self._stopping = False
+        self.problem: str | None = None
+        super().start(paused)
 
     def wakeup(self) -> None:
-        self._stop_timer()
+        loop = self._eventloop
+        if loop is None or self._stopping:
+            return
         try:
-            wait_seconds = self._process_jobs()
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:  # APScheduler's own calls may come from any thread
+            loop.call_soon_threadsafe(self.wakeup)
+            return
+        self._stop_timer()
+        if self._pass is not None:
+            self._pass_again = True  # one more pass once this one ends
+            return
+        done: asyncio.Future[float | None] = loop.create_future()
+        self._pass = done
+
+        def run() -> None:
+            wait_seconds: float | None = STORE_RETRY_SECONDS
+            try:
+                wait_seconds = self._one_pass()
+            finally:
+                with suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(_settle, done, wait_seconds)
+
+        # A daemon thread: a pass stuck on a database that never answers cannot hold up
+        # the daemon's exit (a pool's worker thread is joined at exit).
+        threading.Thread(target=run, name="scheduler-pass", daemon=True).start()
+        done.add_done_callback(self._pass_done)
+
+    def _one_pass(self) -> float | None:
+        started = time.monotonic()
+        try:
+            wait_seconds: float | None = self._process_jobs()
         except Exception as exc:
             log.warning("store unavailable (%s): retrying in %gs", exc, STORE_RETRY_SECONDS)
-            wait_seconds = STORE_RETRY_SECONDS
-        self._start_timer(wait_seconds)
+            self.problem = f"the scheduler cannot update its jobs in the store: {exc}"
+            return STORE_RETRY_SECONDS
+        took = time.monotonic() - started
+        if took > SLOW_PASS_SECONDS:
+            log.warning("a scheduler pass waited %.1fs for the store (locked?)", took)
+            self.problem = f"the store is locked or slow: a scheduler pass took {took:.1f}s"
+        else:
+            self.problem = None
+        return wait_seconds
+
+    def _pass_done(self, future: asyncio.Future[float | None]) -> None:
+        self._pass = None
+        if self._stopping or self._eventloop is None:
+            return
+        if self._pass_again:
+            self._pass_again = False
+            self.wakeup()
+        elif future.cancelled() or future.exception() is not None:
+            self._start_timer(STORE_RETRY_SECONDS)
+        else:
+            self._start_timer(future.result())
+
+    async def finish_pass(self) -> None:
+        """Start no new pass and let the one in flight end (its runs reach the runner)."""
+        self._stopping = True
+        self._stop_timer()
+        if self._pass is not None:
+            await asyncio.wait([self._pass], timeout=PASS_STOP_SECONDS)
+        await asyncio.sleep(0)  # the due jobs it handed over, queued on the loop
+
+
+def _settle(future: asyncio.Future[float | None], value: float | None) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def builtin_cleanup() -> DeclaredJob:
@@ -118,6 +194,8 @@ class Daemon:
         self.store: Store  # opened by run(), once the writer lock is held
         self.scheduler: ResilientScheduler | None = None
         self.runner: Runner | None = None
+        self.store_file: StoreFile | None = None
+        self.writer: HistoryWriter | None = None
         self.last_reconcile: dict[str, Any] = {}
 
     async def run(self) -> None:
@@ -133,15 +211,17 @@ class Daemon:
 
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
+        self.store.probe_write()
         if not become_subreaper():
             log.info("cannot adopt orphaned job processes here (no PR_SET_CHILD_SUBREAPER)")
         run_files = RunFiles(run_files_dir(self.settings.db, self.paths.lock))
         # Before anything fires: a forbid job must not start beside its previous run.
-        ended = await end_leftovers(self.store, run_files, self.shutdown_grace)
-        interrupted = ended + mark_interrupted(self.store)
-        if interrupted:
-            log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
-        writer = HistoryWriter(self.store)
+        lost = await end_leftovers(self.store, run_files, self.shutdown_grace)
+        lost += mark_lost_runs(self.store)
+        if lost:
+            log.warning("%d run(s) were left running by a crash: marked interrupted", len(lost))
+        self.store_file = StoreFile(self.settings.db)
+        writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
         self.runner = Runner(self.store, writer, run_files=run_files)
         self.runner.listeners.append(self.metrics.observe_run)
@@ -155,6 +235,7 @@ class Daemon:
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
+        file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
@@ -171,6 +252,7 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stop_event.set)
             await self.reconcile("start-up")
             self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
+            self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
             release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
             self.scheduler.start()
             self._builtin_cleanup()
@@ -194,7 +276,10 @@ class Daemon:
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
+            file_watch.cancel()
+            await asyncio.gather(file_watch, return_exceptions=True)
             if self.scheduler.running:
+                await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
             await self.runner.shutdown(self.shutdown_grace)
             self.store.close()
@@ -235,7 +320,11 @@ class Daemon:
             return "the scheduler is not running"
         if self.stop_event.is_set():
             return "the scheduler is stopping"
-        return None
+        if self.store_file is not None and (gone := self.store_file.problem()):
+            return gone
+        if self.writer is not None and (unwritten := self.writer.unhealthy()):
+            return unwritten
+        return self.scheduler.problem
 
     def _on_sighup(self) -> None:
         asyncio.get_running_loop().create_task(self.reconcile("SIGHUP"))

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from scheduler.history import RunRecord
+from scheduler.history import HISTORY_FIELDS, RunRecord
 from scheduler.processes import RunFiles, alive, end_tree, stat
 from scheduler.store import Store
 
@@ -31,11 +31,12 @@ def run_files_dir(db_url: str, lock: Path) -> Path:
     return lock.with_suffix(".runs")
 
 
-async def end_leftovers(store: Store, files: RunFiles, grace: float) -> int:
-    """End what the previous daemon's runs left running; record those runs. Returns how
-    many runs were recorded."""
+async def end_leftovers(store: Store, files: RunFiles, grace: float) -> list[RunRecord]:
+    """End what the previous daemon's runs left running; record those runs ``interrupted``
+    and return them (the daemon notifies them, like every run a crash cut short)."""
     # Another daemon's runs, while it lives (a replica on this machine), are its own.
     records = [r for r in files.read() if not alive(r.get("daemon"))]
+    recorded = []
     for record in records:
         run_id = record["run_id"]
         pid, start = record.get("pid"), record.get("start")
@@ -53,13 +54,17 @@ async def end_leftovers(store: Store, files: RunFiles, grace: float) -> int:
             )
         else:
             error = "the scheduler stopped while this run was in progress (its process was gone)"
-        _interrupt(store, record, error)
+        row = _interrupt(store, record, error)
+        if row is not None:
+            recorded.append(row)
         files.remove(run_id)
         log.warning("job %s run %s: %s", record.get("job_id"), run_id, error)
-    return len(records)
+    return recorded
 
 
-def _interrupt(store: Store, record: dict[str, Any], error: str) -> None:
+def _interrupt(store: Store, record: dict[str, Any], error: str) -> RunRecord | None:
+    """Mark the run ``interrupted`` (or write it, if the dead daemon never did); None when
+    it had already finished."""
     runs = store.runs
     now = time.time()
     with store.write() as conn:
@@ -68,18 +73,21 @@ def _interrupt(store: Store, record: dict[str, Any], error: str) -> None:
             .where(runs.c.run_id == record["run_id"], runs.c.outcome == "running")
             .values(outcome="interrupted", finished_at=now, error=error)
         )
-        if updated.rowcount:
-            return
-        exists = conn.execute(runs.select().where(runs.c.run_id == record["run_id"])).first()
-        if exists is None:  # the daemon died before its history writer wrote the start
-            row = RunRecord(
-                record["run_id"],
-                str(record.get("job_id")),
-                record.get("scheduled_time"),
-                float(record.get("started_at") or now),
-                attempt=int(record.get("attempt") or 1),
-                outcome="interrupted",
-                finished_at=now,
-                error=error,
-            )
-            conn.execute(runs.insert(), [row.row()])
+        row = conn.execute(runs.select().where(runs.c.run_id == record["run_id"])).first()
+        if row is not None:
+            if not updated.rowcount:
+                return None
+            return RunRecord(**{name: getattr(row, name) for name in HISTORY_FIELDS})
+        # The daemon died before its history writer wrote the start.
+        written = RunRecord(
+            record["run_id"],
+            str(record.get("job_id")),
+            record.get("scheduled_time"),
+            float(record.get("started_at") or now),
+            attempt=int(record.get("attempt") or 1),
+            outcome="interrupted",
+            finished_at=now,
+            error=error,
+        )
+        conn.execute(runs.insert(), [written.row()])
+        return written

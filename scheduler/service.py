@@ -26,16 +26,21 @@ from scheduler.render import plan_details
 from scheduler.runner import Runner
 from scheduler.settings import Settings
 from scheduler.store import Store
+from scheduler.storefile import store_exists
 
 LOCK_WAIT_SECONDS = 30.0
 WORKERS = min(4, os.cpu_count() or 1)  # the command line parses many files in parallel
 
 
 def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
-    """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed)."""
+    """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed).
+    With ``--url``, the local files are planned against the daemon's store."""
     if settings.api_url:
-        return dict(call(settings.api_url, "GET", "/plan")["details"])
-    store = Store(settings.db)
+        from scheduler.remote_plan import plan_remote
+
+        return plan_remote(settings, allow_empty=allow_empty)
+    # No store yet: plan against an empty one in memory (planning creates no file).
+    store = Store(settings.db if store_exists(settings.db) else "sqlite://")
     try:
         result = reconcile(
             store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty, workers=WORKERS
@@ -183,7 +188,7 @@ def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
     reply = ask(paths.socket, {"op": op, "job_id": job_id})
     if reply is not None:
         return {**unwrap(reply), "via": "daemon"}
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         if op == "trigger":
             return {**asyncio.run(_trigger_here(store, job_id)), "via": "this process"}
@@ -203,6 +208,7 @@ async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
     stored = store.stored_jobs()
     if job_id not in stored:
         raise JobNotFound(job_id)
+    store.probe_write()
     writer = HistoryWriter(store)
     writer.start()
     runner = Runner(store, writer)
@@ -216,7 +222,7 @@ async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
 
 def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
     """Jobs are removed by deleting them from their file: say which file and line."""
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         stored = store.stored_jobs()
     finally:
@@ -234,7 +240,7 @@ def jobs_listing(settings: Settings) -> list[dict[str, Any]]:
     """``scheduler jobs``: from the daemon's API with ``--url``, else from the store."""
     if settings.api_url:
         return list(call(settings.api_url, "GET", "/jobs")["jobs"])
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         return list_jobs(store)
     finally:
@@ -246,7 +252,7 @@ def runs_listing(settings: Settings, job_id: str | None, limit: int) -> list[dic
     if settings.api_url:
         path = f"/jobs/{quote(job_id, safe='')}/runs" if job_id else "/runs"
         return list(call(settings.api_url, "GET", path, params={"limit": limit}))
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         return list_runs(store, job_id, limit)
     finally:

@@ -31,9 +31,12 @@ from sqlalchemy import (
     make_url,
     select,
 )
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from scheduler import schema
 from scheduler.plan import Stored
+from scheduler.store_errors import explain
+from scheduler.storefile import require_existing
 
 JOBS_TABLE = "apscheduler_jobs"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -124,21 +127,29 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(url, pool_pre_ping=True)
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    except (ArgumentError, NoSuchModuleError, ImportError, OSError) as exc:
+        raise explain(url, exc) from None
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
 class Store:
-    """One database: APScheduler's job table and the scheduler's own tables."""
+    """One database: APScheduler's job table and the scheduler's own tables.
 
-    def __init__(self, url: str) -> None:
+    ``create=False``: a SQLite file that does not exist is an error (``StoreMissing``), not
+    a new empty store; only ``run`` and ``reconcile`` create one."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        if not create:
+            require_existing(url)
         self.url = url
         self.engine = make_engine(url)
         self.metadata = schema.metadata
@@ -156,6 +167,17 @@ class Store:
         self.jobs = schema.jobs
         self.files = schema.files
         self.runs = schema.runs
+
+    def probe_write(self) -> None:
+        """Fail now, with the database's own reason, if the store cannot be written (a
+        read-only file or directory, a read-only replica): a daemon or a run whose history
+        cannot be recorded would otherwise wait for the database forever. The no-op update
+        of the schema's version row really writes (SQLite rewrites the page), and is rolled
+        back."""
+        version = schema.VERSION_TABLE
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            conn.exec_driver_sql(f"UPDATE {version} SET version_num = version_num")
+            transaction.rollback()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
