@@ -26,10 +26,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from scheduler import control
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.errors import JobNotFound, SchedulerError
+from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, mark_lost_runs
 from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
+from scheduler.overdue import OverdueWatch
 from scheduler.processes import RunFiles, become_subreaper
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
@@ -197,6 +199,7 @@ class Daemon:
         self.store_file: StoreFile | None = None
         self.writer: HistoryWriter | None = None
         self.last_reconcile: dict[str, Any] = {}
+        self.overdue: OverdueWatch | None = None
 
     async def run(self) -> None:
         if not self.lock.acquire():
@@ -235,6 +238,7 @@ class Daemon:
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
+        freshness: asyncio.Task[None] | None = None
         file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
@@ -257,6 +261,7 @@ class Daemon:
             self.scheduler.start()
             self._builtin_cleanup()
             server = await control.serve(self.paths.socket, self.handle)
+            freshness = asyncio.create_task(self._watch_freshness())
             log.info(
                 "scheduler running: jobs dir %s, store %s",
                 self.settings.jobs_dir,
@@ -273,11 +278,10 @@ class Daemon:
             if http is not None:
                 http.should_exit = True
                 await asyncio.gather(self.http_task or asyncio.sleep(0), return_exceptions=True)
-            if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
-            file_watch.cancel()
-            await asyncio.gather(file_watch, return_exceptions=True)
+            for task in (watcher, freshness, file_watch):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if self.scheduler.running:
                 await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
@@ -314,6 +318,20 @@ class Daemon:
             await asyncio.sleep(0.01)
         log.info("HTTP API on http://%s:%d", host, server.bound_port())
         return server
+
+    async def _watch_freshness(self) -> None:
+        self.overdue = OverdueWatch(self.store, self._on_overdue)
+        self.metrics.watch_freshness(self.overdue.samples)
+        await self.overdue.run(self.stop_event)
+
+    def _on_overdue(self, job_id: str, state: Freshness, now: float) -> None:
+        if self.runner is None:
+            return
+        since = datetime.fromtimestamp(state.since, UTC).isoformat(timespec="seconds")
+        last = f"last success {since}" if state.last_success else f"none since {since}"
+        self.runner.notify_overdue(
+            job_id, f"overdue: no success within {state.window:g}s ({last})", now
+        )
 
     def unhealthy(self) -> str | None:
         if self.scheduler is None or not self.scheduler.running:

@@ -29,7 +29,7 @@ from scheduler.errors import SchedulerError
 
 # Every revision this release knows, oldest first; the last is the one it writes.
 # (tests/test_store_schema_is_migrated.py checks it against scheduler/migrations/versions.)
-REVISIONS = ("0001",)
+REVISIONS = ("0001", "0002")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key for creating/upgrading the schema: any constant, ours alone.
@@ -83,6 +83,8 @@ runs = Table(
     Column("attempt", Integer, nullable=False),
     Column("output_tail", Text, nullable=True),
     Column("error", Text, nullable=True),
+    Column("task_id", String(255), nullable=True),  # the run's id in Celery (0002)
+    Column("worker", Unicode(255), nullable=True),  # the host that ran it there (0002)
     Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
     Index("ix_scheduler_runs_started", "started_at"),
 )
