@@ -28,10 +28,12 @@ from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, mark_lost_runs
+from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
 from scheduler.overdue import OverdueWatch
 from scheduler.parsepool import ChildLimits
+from scheduler.processes import RunFiles, become_subreaper
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner, RunnerExecutor
@@ -214,13 +216,18 @@ class Daemon:
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
         self.store.probe_write()
-        lost = mark_lost_runs(self.store)
+        if not become_subreaper():
+            log.info("cannot adopt orphaned job processes here (no PR_SET_CHILD_SUBREAPER)")
+        run_files = RunFiles(run_files_dir(self.settings.db, self.paths.lock))
+        # Before anything fires: a forbid job must not start beside its previous run.
+        lost = await end_leftovers(self.store, run_files, self.shutdown_grace)
+        lost += mark_lost_runs(self.store)
         if lost:
             log.warning("%d run(s) were left running by a crash: marked interrupted", len(lost))
         self.store_file = StoreFile(self.settings.db)
         writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
-        self.runner = Runner(self.store, writer)
+        self.runner = Runner(self.store, writer, run_files=run_files)
         self.runner.listeners.append(self.metrics.observe_run)
         self.scheduler = ResilientScheduler(
             jobstores={"default": self.store.jobstore, BUILTIN_STORE: MemoryJobStore()},

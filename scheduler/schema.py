@@ -89,6 +89,7 @@ runs = Table(
     Index("ix_scheduler_runs_started", "started_at"),
 )
 
+
 class StoreTooNew(SchedulerError):
     """The store was written by a newer release (a schema revision this one does not know)."""
 
