@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from tests.api_helpers import StartApi
 from tests.conftest import WriteJobs
 from tests.daemon_helpers import wait_for
+from tests.runner_helpers import serving
 
 # One more than asyncio's default pool has threads on this machine (min(32, cpus + 4)).
 PYTHON_JOBS = min(32, (os.cpu_count() or 1) + 4) + 1
@@ -51,17 +51,11 @@ def streaming_server(flag: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handle)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/stream"
-    finally:
-        flag.touch()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handle) as url:
+        try:
+            yield f"{url}/stream"
+        finally:
+            flag.touch()
 
 
 def test_healthz_jobs_history_and_reconcile_go_on_while_python_jobs_hold_threads(

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.runner_helpers import job, run_once
+from tests.runner_helpers import job, run_once, serving
 
 BODY_BYTES = 64 * 1024 * 1024
 CHUNK = b"0123456789abcdef" * 4096  # 64 KiB, sent over and over
@@ -35,16 +34,8 @@ def huge_body_server() -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handle)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handle) as url:
+        yield url
 
 
 def test_a_64_mib_body_is_read_to_its_end_keeping_only_its_start(tmp_path: Path) -> None:
