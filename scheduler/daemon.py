@@ -1,6 +1,8 @@
-"""``scheduler run``: the daemon. Owns the store (the writer lock) for its lifetime,
-reconciles at start-up, on every change under the jobs dir and on SIGHUP, runs due jobs,
-and answers the command line on a local socket. SIGTERM/SIGINT stop it cleanly.
+"""``scheduler run``: the daemon. Waits to lead the store (``leadership``: the host lock on
+SQLite, a lease on PostgreSQL), then reconciles at start-up, on every change under the jobs
+dir and on SIGHUP, runs due jobs, and answers the command line on a local socket. A standby
+serves the API and hands operator requests to the leader (``handoff``). SIGTERM/SIGINT stop
+it cleanly.
 
 While a file is invalid it keeps running its last good state and logs the problems.
 """
@@ -23,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from scheduler import control
+from scheduler import control, handoff
 from scheduler.apply import RUNNER_REF, set_operator_pause
+from scheduler.claims import FencedClaims, interrupt_dead
 from scheduler.errors import JobNotFound, SchedulerError
-from scheduler.history import HistoryWriter, mark_interrupted
+from scheduler.history import HistoryWriter
+from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
 from scheduler.reconciler import ReconcileResult, reconcile
@@ -49,6 +53,8 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
 STORE_RETRY_SECONDS = 1.0
+STORE_WATCH_SECONDS = 0.25  # how often the leader looks for requests and outside changes
+HANDOFF_TIMEOUT = 30.0  # how long a standby waits for the leader to answer a request
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
@@ -66,10 +72,18 @@ def release_memory() -> None:
 class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
     """APScheduler 3.x stops waking up for good if writing a job back to the store fails
     (a locked SQLite file, a restarting database). Retry instead; the runner ignores a due
-    time it already started, so the retry cannot run a job twice."""
+    time it already started, so the retry cannot run a job twice.
+
+    ``may_fire`` is asked first: a leader frozen past its lease (SIGSTOP, a paused VM)
+    must not touch the store when it wakes, before it has even noticed."""
+
+    may_fire: Any = None
 
     def wakeup(self) -> None:
         self._stop_timer()
+        if self.may_fire is not None and not self.may_fire():
+            self._start_timer(STORE_RETRY_SECONDS)
+            return
         try:
             wait_seconds = self._process_jobs()
         except Exception as exc:
@@ -101,16 +115,21 @@ class Daemon:
         shutdown_grace: float = 10.0,
         http: tuple[str, int] | None = None,
         token: str | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.settings = settings
         self.http = http
         self.token = token
         self.http_task: asyncio.Task[None] | None = None
-        self.metrics = Metrics(self._counts)
+        self.metrics = Metrics(self._counts, self.role)
         self.allow_empty = allow_empty
         self.shutdown_grace = shutdown_grace
         self.paths = control.runtime_paths(settings.db)
         self.lock = control.WriterLock(self.paths.lock)
+        self.lease = lease
+        self.leadership: LeaseLeadership  # built by run()
+        self.fence: Fence | None = None
+        self.seen_changes = 0
         self.stop_event = asyncio.Event()
         self.reconcile_lock = asyncio.Lock()
         self.store: Store  # opened by run(), once the writer lock is held
@@ -119,24 +138,24 @@ class Daemon:
         self.last_reconcile: dict[str, Any] = {}
 
     async def run(self) -> None:
-        if not self.lock.acquire():
-            raise control.StoreBusy(
-                f"a scheduler daemon (pid {self.lock.holder()}) already runs for this store: "
-                "stop it first, or use `scheduler reconcile` to talk to it"
-            )
+        address = f"http://{self.http[0]}:{self.http[1]}" if self.http else None
+        if self.settings.db.startswith("postgresql"):
+            self.leadership = LeaseLeadership(self.settings.db, lease=self.lease, address=address)
+        else:  # one host: the flock decides, and a second daemon is refused before anything
+            self.leadership = HostLeadership(self.settings.db, self.lock, address=address)
+            self.leadership.hold()
         try:
             await self._serve()
         finally:
-            self.lock.release()
+            await self.leadership.release()
 
     async def _serve(self) -> None:
         self.store = Store(self.settings.db)
-        interrupted = mark_interrupted(self.store)
-        if interrupted:
-            log.warning("%d run(s) were left running by a crash: marked interrupted", interrupted)
         writer = HistoryWriter(self.store)
         writer.start()
         self.runner = Runner(self.store, writer)
+        if not isinstance(self.leadership, HostLeadership):
+            self.runner.claim = FencedClaims(self.store, self.leadership).claim
         self.runner.listeners.append(self.metrics.observe_run)
         self.scheduler = ResilientScheduler(
             jobstores={"default": self.store.jobstore, BUILTIN_STORE: MemoryJobStore()},
@@ -144,6 +163,7 @@ class Daemon:
             timezone=UTC,
             jobstore_retry_interval=STORE_RETRY_SECONDS,
         )
+        self.scheduler.may_fire = self.leadership.leading
         loop = asyncio.get_running_loop()
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
@@ -151,6 +171,8 @@ class Daemon:
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
+            if http is not None and self.http is not None:  # where a CLI elsewhere reaches us
+                self.leadership.address = f"http://{self.http[0]}:{http.bound_port()}"
             # Watch before the start-up reconcile reads the files, or a file saved while it
             # runs is seen by neither until the next change. awatch sets its inotify watches
             # before its first await, so one pass of the event loop is enough.
@@ -162,18 +184,12 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
-            await self.reconcile("start-up")
-            self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
-            release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
-            self.scheduler.start()
-            self._builtin_cleanup()
             server = await control.serve(self.paths.socket, self.handle)
-            log.info(
-                "scheduler running: jobs dir %s, store %s",
-                self.settings.jobs_dir,
-                self.store.engine.url.render_as_string(hide_password=True),
-            )
-            await self.stop_event.wait()
+            while not self.stop_event.is_set():
+                fence = await self._wait_to_lead()
+                if fence is None:
+                    break
+                await self._lead(fence)
         finally:
             log.info("stopping")
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -189,9 +205,85 @@ class Daemon:
                 await asyncio.gather(watcher, return_exceptions=True)
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
+            self.fence = None
             await self.runner.shutdown(self.shutdown_grace)
             self.store.close()
             log.info("stopped")
+
+    async def _wait_to_lead(self) -> Fence | None:
+        waiting = asyncio.create_task(self.leadership.acquire(self.stop_event))
+        await asyncio.sleep(0.05)  # leads at once, or the first poll shows who does
+        if not waiting.done():
+            status = self.leadership.status()
+            log.info(
+                "standing by: %s leads (epoch %s)", status["leader"] or "nobody", status["epoch"]
+            )
+        return await waiting
+
+    async def _lead(self, fence: Fence) -> None:
+        """Lead until stopped or deposed: reconcile, fire, and watch the store."""
+        assert self.scheduler is not None and self.runner is not None
+        self.fence = fence
+        interrupted = await asyncio.to_thread(interrupt_dead, self.store, fence.epoch)
+        if interrupted:
+            log.warning(
+                "%d run(s) were left running by a crash or an earlier leader: marked interrupted",
+                interrupted,
+            )
+        first = not self.scheduler.running
+        self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
+        await self.reconcile("start-up" if first else "took the lead")
+        self._reload_specs()
+        if first:
+            release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
+            self.scheduler.start()
+        else:
+            self.scheduler.resume()
+        self._builtin_cleanup()
+        log.info(
+            "scheduler running: jobs dir %s, store %s (leader, epoch %d)",
+            self.settings.jobs_dir,
+            self.store.engine.url.render_as_string(hide_password=True),
+            fence.epoch,
+        )
+        watch = asyncio.create_task(self._watch_store())
+        stop = asyncio.create_task(self.stop_event.wait())
+        lost = asyncio.create_task(self.leadership.lost.wait())
+        try:
+            await asyncio.wait({stop, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watch, stop, lost):
+                task.cancel()
+            await asyncio.gather(watch, stop, lost, return_exceptions=True)
+        if not self.stop_event.is_set():
+            self.scheduler.pause()  # the claim refuses anything already on its way
+            self.fence = None
+            log.error("stopped firing: this replica is now a standby")
+
+    def _reload_specs(self) -> None:
+        assert self.runner is not None
+        self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
+
+    async def _watch_store(self) -> None:
+        """The leader's eye on the store: requests from standbys and command lines, and
+        changes written behind its back (a pause from another host)."""
+        while True:
+            await asyncio.sleep(STORE_WATCH_SECONDS)
+            try:
+                for request in await asyncio.to_thread(handoff.pending, self.store):
+                    reply = await self.handle(request)
+                    await asyncio.to_thread(handoff.answer, self.store, request["id"], reply)
+                count = await asyncio.to_thread(handoff.changes, self.store)
+            except Exception as exc:  # the store is away: the lease decides what happens
+                log.warning("store not watched this pass: %s", exc)
+                continue
+            if count != self.seen_changes:
+                self.seen_changes = count
+                await asyncio.to_thread(self._reload_specs)
+                if self.scheduler is not None and self.scheduler.running:
+                    self._builtin_cleanup()
+                    self.scheduler.wakeup()
+                log.info("the store changed from outside: reloaded")
 
     async def _start_http(self) -> ApiServer | None:
         if self.http is None:
@@ -223,8 +315,17 @@ class Daemon:
         log.info("HTTP API on http://%s:%d", host, server.bound_port())
         return server
 
+    def role(self) -> dict[str, Any]:
+        """Leader or standby, its epoch, the lease's age and who leads: /healthz, /metrics."""
+        leadership = getattr(self, "leadership", None)
+        return leadership.status() if leadership is not None else {}
+
     def unhealthy(self) -> str | None:
-        if self.scheduler is None or not self.scheduler.running:
+        if self.fence is None and self.leadership.error:
+            return f"standby, cannot reach the lease: {self.leadership.error}"
+        if self.fence is not None and not self.leadership.leading():
+            return f"not leading any more: {self.leadership.error or 'lease lost'}"
+        if self.fence is not None and (self.scheduler is None or not self.scheduler.running):
             return "the scheduler is not running"
         if self.stop_event.is_set():
             return "the scheduler is stopping"
@@ -328,6 +429,19 @@ class Daemon:
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
+        handed = op in ("pause", "resume", "trigger") or (
+            op == "reconcile" and not request.get("dry_run")
+        )
+        if handed and self.fence is None:  # a standby: the leader acts, through the store
+            reply = await handoff.ask(self.store, request, HANDOFF_TIMEOUT)
+            if reply is None:
+                return {
+                    "ok": False,
+                    "error": f"no leader took the request within {HANDOFF_TIMEOUT:g}s: "
+                    "check that a scheduler daemon leads this store (`/healthz`)",
+                    "exit_code": 1,
+                }
+            return reply
         if op == "reconcile":
             return await self.reconcile(
                 "command line",
@@ -336,7 +450,7 @@ class Daemon:
             )
         if op == "ping":
             jobs_dir = str(self.settings.jobs_dir.resolve())
-            return {"ok": True, "result": {"pid": self.lock.holder(), "jobs_dir": jobs_dir}}
+            return {"ok": True, "result": {"pid": os.getpid(), "jobs_dir": jobs_dir}}
         if op in ("pause", "resume"):
             return await self._pause(str(request.get("job_id")), op == "pause")
         if op == "trigger":

@@ -16,7 +16,7 @@ import secrets
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,10 @@ def new_run_id() -> str:
 
 
 RECENT_LIMIT = 50_000
+
+
+class NotClaimed(Exception):
+    """The try's claim was refused (claimed elsewhere, or this replica no longer leads)."""
 
 
 @dataclass
@@ -75,6 +79,9 @@ class Runner:
     # Called with every finished try, skipped or missed run (the daemon's metrics).
     listeners: list[Callable[[RunRecord], None]] = field(default_factory=list)
     models: SpecModels | None = field(default=None, repr=False)  # of ``registry``, built once
+    # With replicas: writes the try's ``running`` row as a fenced claim (``claims``); a
+    # refused claim means the try does not start. None: the batched writer records it.
+    claim: Callable[[RunRecord], Awaitable[bool]] | None = None
 
     # -- the jobs it knows -------------------------------------------------------------
     def load_specs(self, canonical: Mapping[str, dict[str, Any] | str]) -> None:
@@ -206,6 +213,8 @@ class Runner:
                 await self._run_once(active, spec, scheduled)
         except asyncio.CancelledError:
             pass  # stopped (replace / shutdown); the try that ran was recorded as such
+        except NotClaimed:
+            pass  # another replica runs it, or none may: logged by the claim
         finally:
             self.active[active.job_id].remove(active)
 
@@ -235,7 +244,10 @@ class Runner:
         record = RunRecord(
             new_run_id(), active.job_id, scheduled.timestamp(), self.clock(), attempt=attempt
         )
-        self.writer.started(record)
+        if self.claim is None:
+            self.writer.started(record)
+        elif not await self.claim(record):
+            raise NotClaimed(record.run_id)
         handler = self.registry[spec.run.type]
         timeout = spec.timeout.total_seconds() if spec.timeout else None
         ctx = RunContext(

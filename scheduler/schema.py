@@ -125,6 +125,7 @@ requests = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("op", String(16), nullable=False),
     Column("job_id", Unicode(191), nullable=False),
+    Column("args", Text, nullable=True),  # JSON: the rest of the request
     Column("requested_at", Float, nullable=False),
     Column("taken_at", Float, nullable=True),
     Column("result", Text, nullable=True),

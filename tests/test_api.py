@@ -111,7 +111,8 @@ def test_health_version_and_metrics(start_api: StartApi, write_jobs: WriteJobs) 
     write_jobs("a.yaml", JOBS)
     daemon = start_api()
     with daemon.client() as api:
-        assert api.get("/healthz").json() == {"status": "ok"}
+        health = api.get("/healthz").json()
+        assert (health["status"], health["role"]) == ("ok", "leader")  # one daemon leads
         assert api.get("/version").json()["version"]
         api.post("/jobs/report/trigger")
         api.post("/jobs/broken/trigger")

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("op", sa.String(16), nullable=False),
         sa.Column("job_id", sa.Unicode(191), nullable=False),
+        sa.Column("args", sa.Text, nullable=True),
         sa.Column("requested_at", sa.Float, nullable=False),
         sa.Column("taken_at", sa.Float, nullable=True),
         sa.Column("result", sa.Text, nullable=True),

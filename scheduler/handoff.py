@@ -1,0 +1,138 @@
+"""What reaches the leader through the store: operator requests and a change counter.
+
+A standby, or a command line that reaches no daemon socket (another host, another
+``XDG_RUNTIME_DIR``), records ``pause``/``resume``/``trigger``/``reconcile`` as a row in
+``scheduler_requests``; the leader takes each row once, carries it out as if asked on its
+own socket, and writes the reply back, which the asker waits for. Anything that writes the
+store behind the daemon bumps the ``changes`` counter, which the leader compares on every
+pass so it never keeps firing from a stale picture.
+Callers: ``daemon`` (leader: ``pending``/``answer``/``changes``; standby: ``ask``),
+``service`` (command lines: ``ask``, ``bump``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from scheduler import schema
+from scheduler.store import Store
+
+CHANGES = "changes"
+REQUEST_TTL = 300.0  # a request no leader took by then is answered "expired"
+
+
+def bump(store: Store) -> None:
+    """Tell the leader that the store changed behind its back."""
+    state = schema.state
+    for _ in range(3):
+        try:
+            with store.write() as conn:
+                done = conn.execute(
+                    update(state).where(state.c.name == CHANGES).values(value=state.c.value + 1)
+                )
+                if not done.rowcount:
+                    conn.execute(state.insert().values(name=CHANGES, value=1))
+            return
+        except IntegrityError:  # two first bumps at once: the other inserted, update it
+            continue
+
+
+def changes(store: Store) -> int:
+    state = schema.state
+    with store.engine.connect() as conn:
+        value = conn.execute(select(state.c.value).where(state.c.name == CHANGES)).scalar()
+    return int(value or 0)
+
+
+def record(store: Store, request: dict[str, Any]) -> int:
+    requests = schema.requests
+    args = {k: v for k, v in request.items() if k not in ("op", "job_id")}
+    with store.write() as conn:
+        result = conn.execute(
+            requests.insert().values(
+                op=str(request.get("op")),
+                job_id=str(request.get("job_id") or ""),
+                args=json.dumps(args),
+                requested_at=time.time(),
+            )
+        )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def reply_to(store: Store, request_id: int) -> dict[str, Any] | None:
+    requests = schema.requests
+    with store.engine.connect() as conn:
+        row = conn.execute(select(requests.c.result).where(requests.c.id == request_id)).first()
+    if row is None or row.result is None:
+        return None
+    reply: dict[str, Any] = json.loads(row.result)
+    return reply
+
+
+def withdraw(store: Store, request_id: int) -> bool:
+    """Take back a request no leader took; False if one took it meanwhile."""
+    requests = schema.requests
+    with store.write() as conn:
+        done = conn.execute(
+            update(requests)
+            .where(requests.c.id == request_id, requests.c.taken_at.is_(None))
+            .values(taken_at=time.time(), result=json.dumps({"ok": False, "withdrawn": True}))
+        )
+    return bool(done.rowcount)
+
+
+async def ask(store: Store, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """Record ``request`` for the leader and wait for its reply; None if no leader took it
+    in ``timeout`` seconds (the request is then withdrawn, so it never runs later)."""
+    request_id = await asyncio.to_thread(record, store, request)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = await asyncio.to_thread(reply_to, store, request_id)
+        if reply is not None:
+            return reply
+        if time.monotonic() > deadline and await asyncio.to_thread(withdraw, store, request_id):
+            return None
+        await asyncio.sleep(0.05)
+
+
+def pending(store: Store, now: float | None = None) -> list[dict[str, Any]]:
+    """Take the requests nobody took yet (each exactly once, even with two leaders)."""
+    requests = schema.requests
+    now = now or time.time()
+    taken: list[dict[str, Any]] = []
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(requests).where(requests.c.taken_at.is_(None)).order_by(requests.c.id)
+        ).all()
+    for row in rows:
+        with store.write() as conn:
+            done = conn.execute(
+                update(requests)
+                .where(requests.c.id == row.id, requests.c.taken_at.is_(None))
+                .values(taken_at=now)
+            )
+        if not done.rowcount:
+            continue
+        if now - row.requested_at > REQUEST_TTL:
+            answer(store, row.id, {"ok": False, "error": "expired: no leader took it in time"})
+            continue
+        taken.append({"id": row.id, "op": row.op, "job_id": row.job_id, **json.loads(row.args)})
+    return taken
+
+
+def answer(store: Store, request_id: int, reply: dict[str, Any]) -> None:
+    requests = schema.requests
+    with store.write() as conn:
+        conn.execute(
+            update(requests)
+            .where(requests.c.id == request_id)
+            .values(result=json.dumps(reply, default=str))
+        )
