@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from tests.api_helpers import ApiDaemon
 from tests.daemon_helpers import wait_for
@@ -55,6 +55,8 @@ class Replicas:
         engine = create_engine(self.url)
         try:
             with engine.connect() as conn:
+                if not inspect(conn).has_table("scheduler_lease"):  # not created yet
+                    return None
                 return conn.execute(
                     text(
                         "SELECT holder, epoch, expires_at - extract(epoch from clock_timestamp())"
