@@ -378,8 +378,8 @@ def _operator(settings: Settings, op: str, job_id: str, output: str) -> dict[str
 def trigger(settings: Settings, job_id: str, output: str) -> None:
     """Run a job now, recorded like any run (its concurrency policy still applies).
 
-    With a daemon running, the daemon runs it; otherwise it runs in this process and the
-    exit code says whether it succeeded.
+    The daemon that leads the store runs it (found by its socket, or through the store when
+    it runs on another host); with no daemon running this fails and says so.
 
     \b
     Example:

@@ -18,9 +18,11 @@ import time
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from scheduler import schema
+from scheduler.control import StoreBusy
+from scheduler.leadership import LeaseRow, read_lease
 from scheduler.store import Store
 
 CHANGES = "changes"
@@ -136,3 +138,43 @@ def answer(store: Store, request_id: int, reply: dict[str, Any]) -> None:
             .where(requests.c.id == request_id)
             .values(result=json.dumps(reply, default=str))
         )
+
+
+def live_leader(store: Store) -> LeaseRow | None:
+    """The lease row of a daemon that leads this store now, on any host."""
+    try:
+        row = read_lease(store.engine)
+    except SQLAlchemyError:
+        return None
+    return row if row is not None and row.remaining > 0 else None
+
+
+def ask_leader(store: Store, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """From a command line that reaches no daemon socket: have the leader act. Raises
+    ``StoreBusy`` naming the leader when it does not answer (its lease ran out, or it is
+    busy), so the operator knows where ``--url`` should point."""
+
+    async def wait() -> dict[str, Any] | None:
+        request_id = await asyncio.to_thread(record, store, request)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = await asyncio.to_thread(reply_to, store, request_id)
+            if reply is not None:
+                return reply
+            gone = await asyncio.to_thread(live_leader, store) is None
+            if (gone or time.monotonic() > deadline) and await asyncio.to_thread(
+                withdraw, store, request_id
+            ):
+                return None
+            await asyncio.sleep(0.05)
+
+    leader = live_leader(store)
+    reply = asyncio.run(wait())
+    if reply is None:
+        who = leader.holder if leader else "the leader"
+        where = f" at {leader.address}" if leader and leader.address else ""
+        raise StoreBusy(
+            f"{who}{where} leads this store but did not take the request: check it, or "
+            f"act through its API with `scheduler --url URL {request.get('op')} ...`"
+        )
+    return reply
