@@ -53,7 +53,7 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
 STORE_RETRY_SECONDS = 1.0
-STORE_WATCH_SECONDS = 0.25  # how often the leader looks for requests and outside changes
+STORE_WATCH_SECONDS = 0.5  # how often the leader looks for requests and outside changes
 HANDOFF_TIMEOUT = 30.0  # how long a standby waits for the leader to answer a request
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
@@ -231,6 +231,8 @@ class Daemon:
                 interrupted,
             )
         first = not self.scheduler.running
+        with suppress(Exception):  # housekeeping only: never a reason not to lead
+            await asyncio.to_thread(handoff.prune, self.store)
         self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
         await self.reconcile("start-up" if first else "took the lead")
         self._reload_specs()
@@ -270,10 +272,10 @@ class Daemon:
         while True:
             await asyncio.sleep(STORE_WATCH_SECONDS)
             try:
-                for request in await asyncio.to_thread(handoff.pending, self.store):
+                count, requests = await asyncio.to_thread(handoff.look, self.store)
+                for request in requests:
                     reply = await self.handle(request)
                     await asyncio.to_thread(handoff.answer, self.store, request["id"], reply)
-                count = await asyncio.to_thread(handoff.changes, self.store)
             except Exception as exc:  # the store is away: the lease decides what happens
                 log.warning("store not watched this pass: %s", exc)
                 continue

@@ -105,12 +105,14 @@ async def ask(store: Store, request: dict[str, Any], timeout: float) -> dict[str
         await asyncio.sleep(0.05)
 
 
-def pending(store: Store, now: float | None = None) -> list[dict[str, Any]]:
-    """Take the requests nobody took yet (each exactly once, even with two leaders)."""
-    requests = schema.requests
+def look(store: Store, now: float | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """The leader's pass (two reads when idle): the change counter, and the requests
+    nobody took yet, each taken exactly once (even by two leaders)."""
+    requests, state = schema.requests, schema.state
     now = now or time.time()
     taken: list[dict[str, Any]] = []
     with store.engine.connect() as conn:
+        count = conn.execute(select(state.c.value).where(state.c.name == CHANGES)).scalar()
         rows = conn.execute(
             select(requests).where(requests.c.taken_at.is_(None)).order_by(requests.c.id)
         ).all()
@@ -127,7 +129,17 @@ def pending(store: Store, now: float | None = None) -> list[dict[str, Any]]:
             answer(store, row.id, {"ok": False, "error": "expired: no leader took it in time"})
             continue
         taken.append({"id": row.id, "op": row.op, "job_id": row.job_id, **json.loads(row.args)})
-    return taken
+    return int(count or 0), taken
+
+
+def prune(store: Store, now: float | None = None) -> int:
+    """Forget requests answered long ago (the leader, when it takes the lead)."""
+    requests = schema.requests
+    with store.write() as conn:
+        done = conn.execute(
+            requests.delete().where(requests.c.taken_at < (now or time.time()) - REQUEST_TTL)
+        )
+    return int(done.rowcount or 0)
 
 
 def answer(store: Store, request_id: int, reply: dict[str, Any]) -> None:

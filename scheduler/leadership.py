@@ -158,7 +158,9 @@ class LeaseLeadership:
         self.address = address
         self.lost = asyncio.Event()
         # Its own connection and thread: a renewal never queues behind runs or history.
-        options: dict[str, Any] = {"pool_size": 1, "max_overflow": 1, "pool_pre_ping": True}
+        # No pre-ping: the lease query itself finds a dead connection, and fails this
+        # attempt only (an error invalidates the connection; the next attempt reconnects).
+        options: dict[str, Any] = {"pool_size": 1, "max_overflow": 1}
         if url.startswith("postgresql"):
             options["connect_args"] = {"connect_timeout": max(1, int(self.lease / 4))}
         self.engine = create_engine(url, **options)
