@@ -172,7 +172,9 @@ class Daemon:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
             if http is not None and self.http is not None:  # where a CLI elsewhere reaches us
-                self.leadership.address = f"http://{self.http[0]}:{http.bound_port()}"
+                host = self.http[0]
+                host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+                self.leadership.address = f"http://{host}:{http.bound_port()}"
             # Watch before the start-up reconcile reads the files, or a file saved while it
             # runs is seen by neither until the next change. awatch sets its inotify watches
             # before its first await, so one pass of the event loop is enough.
@@ -363,6 +365,9 @@ class Daemon:
     ) -> dict[str, Any]:
         """Reconcile now (or only plan); log and return the outcome. Never raises."""
         allow = self.allow_empty if allow_empty is None else allow_empty
+        if not dry_run and self.fence is None:  # file changes, SIGHUP: the leader's job
+            log.info("reconcile (%s) left to the leader: this replica stands by", why)
+            return {"ok": False, "error": "this replica stands by: the leader reconciles"}
         async with self.reconcile_lock:
             try:
                 result = await asyncio.to_thread(self._reconcile_sync, allow, dry_run)

@@ -10,10 +10,11 @@ it stops leading; ``release()`` lets a standby take over at once. Two implementa
   sent, so it stops firing before anyone else may take over. A frozen or partitioned
   leader that wakes up still believing it leads is stopped by the claim (``claims``), which
   checks holder, epoch and expiry in the same statement.
-- ``HostLeadership`` (SQLite, and any other single-host store): the ``flock`` of
-  ``control.WriterLock``; a second daemon on the same store is refused. It still writes the
-  lease row (forcibly: the lock proves nobody else runs), so command lines and the status
-  page can see the daemon and its epoch.
+- ``HostLeadership`` (SQLite, MariaDB/MySQL: one daemon per store): the ``flock`` of
+  ``control.WriterLock`` refuses a second daemon on this host; a live lease row of a daemon
+  on another host, or in another runtime dir here, refuses it too. It writes the lease row
+  (forcibly, once no live daemon holds it), so command lines elsewhere and the status page
+  can find the daemon.
 
 Callers: ``daemon`` (wait to lead, serve until lost), ``service`` (who leads).
 """
@@ -31,11 +32,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.control import StoreBusy, WriterLock
 from scheduler.errors import SchedulerError
+from scheduler.store import server_url
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +163,13 @@ class LeaseLeadership:
         # No pre-ping: the lease query itself finds a dead connection, and fails this
         # attempt only (an error invalidates the connection; the next attempt reconnects).
         options: dict[str, Any] = {"pool_size": 1, "max_overflow": 1}
-        if url.startswith("postgresql"):
-            options["connect_args"] = {"connect_timeout": max(1, int(self.lease / 4))}
-        self.engine = create_engine(url, **options)
+        target: str | URL = url
+        if not url.startswith("sqlite"):
+            target, connect_args = server_url(url)
+            if url.startswith("postgresql"):
+                connect_args["connect_timeout"] = max(1, int(self.lease / 4))
+            options["connect_args"] = connect_args
+        self.engine = create_engine(target, **options)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
         self._take = _take_sql(self.engine)
         self.fence: Fence | None = None
@@ -316,6 +322,14 @@ class HostLeadership(LeaseLeadership):
         if not self.held:
             self.hold()
         try:
+            other = await self._call(lambda: read_lease(self.engine), 30.0)
+            if other is not None and other.remaining > 0 and _alive(other.holder):
+                await self.release()
+                where = f" at {other.address}" if other.address else ""
+                raise StoreBusy(
+                    f"a scheduler daemon ({other.holder}{where}) already runs for this store: "
+                    "stop it first; several daemons on one store (replicas) need PostgreSQL"
+                )
             epoch = await self._call(self._try_take, 30.0)
         except (SQLAlchemyError, TimeoutError, OSError) as exc:
             log.warning("lease row not written (%s): running on the host lock alone", _why(exc))
@@ -341,6 +355,21 @@ class HostLeadership(LeaseLeadership):
         if self.held:
             self.lock.release()
             self.held = False
+
+
+def _alive(holder: str) -> bool:
+    """Whether the daemon a lease names may still run: on another host, it may; on this
+    one, only if its process exists (a daemon killed with kill -9 leaves a live lease)."""
+    host, _, rest = holder.partition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(rest.split(":")[0]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 def _why(exc: BaseException) -> str:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
+from scheduler.store import make_engine
 from tests.api_helpers import ApiDaemon
 from tests.daemon_helpers import wait_for
 
@@ -52,7 +53,7 @@ class Replicas:
         return [r for r in self.all if r.proc.poll() is None]
 
     def lease_row(self) -> Any:
-        engine = create_engine(self.url)
+        engine = make_engine(self.url)
         try:
             with engine.connect() as conn:
                 if not inspect(conn).has_table("scheduler_lease"):  # not created yet
@@ -80,7 +81,7 @@ class Replicas:
         return wait_for(probe, "a replica to lead", timeout)
 
     def sql(self, statement: str) -> list[Any]:
-        engine = create_engine(self.url)
+        engine = make_engine(self.url)
         try:
             with engine.begin() as conn:
                 result = conn.execute(text(statement))

@@ -6,6 +6,7 @@ Now the command line finds the daemon through the store and the daemon acts."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -79,3 +80,28 @@ def test_trigger_without_any_daemon_says_how_to_run_it(
         "start `scheduler run` (or pass --url to reach one), then trigger again"
     )
     assert json.loads(cli("history", "-o", "json").stdout) == []
+
+
+def test_a_second_daemon_on_the_same_sqlite_store_is_refused_from_another_runtime_dir(
+    start_daemon: StartDaemon, write_jobs: WriteJobs, jobs_dir: Path, db_url: str, tmp_path: Path
+) -> None:
+    """The host lock lives in the runtime dir: a daemon started with another one (another
+    login session) took the same SQLite store too, and every job ran twice."""
+    write_jobs("a.yaml", JOBS)
+    first = start_daemon()
+    second = subprocess.run(
+        scheduler_argv(jobs_dir, db_url, "run"),
+        env=daemon_env(Path(tempfile.mkdtemp(prefix="sd-other-"))),
+        cwd=jobs_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    last = second.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: a scheduler daemon ({socket.gethostname()}:{first.proc.pid}:")
+    assert last.endswith(
+        "already runs for this store: stop it first; several daemons on one store "
+        "(replicas) need PostgreSQL"
+    )
+    assert first.proc.poll() is None

@@ -90,3 +90,9 @@ def test_a_standby_pauses_and_triggers_through_the_leader(
             missing = api.post("/jobs/nope/trigger")
             assert missing.status_code == 404, missing.text
         wait_for(lambda: _runs(group.sql, "report") == 1 or None, "the triggered run")
+
+        # A file change: only the leader reconciles it, the standby leaves it alone.
+        leader = group.leader()
+        write_jobs("b.yaml", TICKER.replace("tick", "tock").replace("report", "other"))
+        leader.wait_log(r"\+ tock", timeout=30)
+        standby.wait_log(r"left to the leader: this replica stands by", timeout=30)
