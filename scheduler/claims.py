@@ -17,7 +17,7 @@ import logging
 import time
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 
 from scheduler.history import RunRecord
 from scheduler.leadership import LEASE_NAME, Leadership, db_now
@@ -95,19 +95,15 @@ def interrupt_dead(store: Store, epoch: int, now: float | None = None) -> int:
     one holds it) will never be finished by them: say so. Rows without an epoch were
     written before replicas, or by a single-host daemon that has stopped."""
     runs = store.runs
-    try:
-        with store.write() as conn:
-            result = conn.execute(
-                runs.update()
-                .where(runs.c.outcome == "running")
-                .where((runs.c.epoch.is_(None)) | (runs.c.epoch < epoch))
-                .values(
-                    outcome="interrupted",
-                    finished_at=now or time.time(),
-                    error="the scheduler running it stopped or lost its lease during the run",
-                )
+    with store.write() as conn:
+        result = conn.execute(
+            runs.update()
+            .where(runs.c.outcome == "running")
+            .where((runs.c.epoch.is_(None)) | (runs.c.epoch < epoch))
+            .values(
+                outcome="interrupted",
+                finished_at=now or time.time(),
+                error="the scheduler running it stopped or lost its lease during the run",
             )
-    except SQLAlchemyError as exc:
-        log.warning("runs of earlier leaders not marked interrupted yet: %s", exc)
-        return 0
+        )
     return int(result.rowcount or 0)

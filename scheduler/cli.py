@@ -15,9 +15,11 @@ from typing import Any
 import click
 
 from scheduler import __version__
+from scheduler.cron import parse_cron
 from scheduler.errors import InvalidJobFiles, SchedulerError
 from scheduler.loader import load_paths
 from scheduler.settings import Settings
+from scheduler.terminal import safe_json, safe_text
 
 OUTPUT = click.option(
     "--output",
@@ -38,7 +40,13 @@ ALLOW_EMPTY = click.option(
 
 
 def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    click.echo(safe_json(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print text that may hold job output or job-provided text: control characters and
+    escape sequences are shown, never sent raw to the terminal."""
+    click.echo(safe_text(text), err=err)
 
 
 def _iso(value: str) -> datetime:
@@ -51,6 +59,14 @@ def _iso(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _wall_time(value: str) -> datetime:
+    """ISO 8601; without an offset it stays naive: wall time in the schedule's zone."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return _iso(value)  # says what is wrong, with an example
+
+
 class SchedulerGroup(click.Group):
     """Maps scheduler errors to their message and exit code, in this one place."""
 
@@ -58,8 +74,19 @@ class SchedulerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SchedulerError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _say(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            # A database error from any verb or the daemon's start-up: one line naming the
+            # store, not a traceback. (Only possible once SQLAlchemy has been imported.)
+            sa = sys.modules.get("sqlalchemy.exc")
+            if sa is None or not isinstance(exc, sa.SQLAlchemyError):
+                raise
+            from scheduler.store_errors import explain
+
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+            _say(f"error: {explain(settings.db, exc)}", err=True)
+            ctx.exit(1)
 
 
 @click.group(
@@ -122,12 +149,16 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
             _print_json([p.as_dict() for p in exc.problems])
         else:
             for problem in exc.problems:
-                click.echo(str(problem))
+                _say(str(problem))
             click.echo(
                 f"{len(exc.problems)} problem(s): fix them and run `scheduler validate` again",
                 err=True,
             )
         sys.exit(1)
+    for job in state.jobs.values():  # valid, but probably not what was meant: on stderr
+        for warning in job.schedule.warnings:
+            click.echo(f"{job.source.path}:{job.source.line}:{job.source.col}: warning: "
+                       f"job '{job.id}': {warning}", err=True)  # fmt: skip
     if output == "json":
         _print_json([])
     else:
@@ -139,7 +170,11 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
 @click.option("--job", "job_id", help="Preview a job declared in the jobs dir instead.")
 @click.option("--tz", default=None, help="IANA time zone of CRON [default: UTC].")
 @click.option(
-    "--from", "start", default=None, help="Start after this ISO 8601 time [default: now]."
+    "--from",
+    "start",
+    default=None,
+    help="Start after this ISO 8601 time; without an offset it is wall time in the schedule's "
+    "zone, as in job files [default: now].",
 )
 @click.option("--count", "-n", default=10, show_default=True, type=click.IntRange(1, 10000))
 @OUTPUT
@@ -160,14 +195,17 @@ def preview(
     \b
     Example:
       scheduler preview '0 9 * * 1-5' --tz Europe/Berlin --count 5
+      scheduler preview '30 2 * * *' --tz Europe/Berlin --from 2027-03-27T00:00:00
       scheduler preview --job weekly-export
     """
     from scheduler.preview import preview_times
 
-    after = _iso(start) if start else datetime.now(UTC)
+    after = _wall_time(start) if start else datetime.now(UTC)
     if (cron is None) == (job_id is None):
         raise click.UsageError("give either a CRON expression or --job ID")
     times = preview_times(settings, after, count, cron=cron, tz=tz, job_id=job_id)
+    for warning in parse_cron(cron).warnings if cron else ():
+        click.echo(f"warning: {warning}", err=True)
     if output == "json":
         _print_json([t.isoformat() for t in times])
     else:
@@ -194,7 +232,7 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
     if output == "json":
         _print_json(plan_json(details))
     else:
-        click.echo(plan_text(details))
+        _say(plan_text(details))
 
 
 @cli.command()
@@ -265,7 +303,7 @@ def jobs(settings: Settings, output: str) -> None:
     if output == "json":
         _print_json(listing)
     else:
-        click.echo(jobs_text(listing))
+        _say(jobs_text(listing))
 
 
 @cli.command()
@@ -388,11 +426,11 @@ def trigger(settings: Settings, job_id: str, output: str) -> None:
     result = _operator(settings, "trigger", job_id, output)
     if output == "text":
         if not result["started"]:
-            click.echo(f"{job_id} not started: {result['reason']}")
+            _say(f"{job_id} not started: {result['reason']}")
         elif result.get("outcome"):
-            click.echo(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
+            _say(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
         else:
-            click.echo(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
+            _say(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
     if result.get("outcome") not in (None, "success") or not result["started"]:
         sys.exit(1)
 
@@ -410,7 +448,7 @@ def pause(settings: Settings, job_id: str, output: str) -> None:
     """
     result = _operator(settings, "pause", job_id, output)
     if output == "text":
-        click.echo(f"{job_id} paused" if result["changed"] else f"{job_id} was already paused")
+        _say(f"{job_id} paused" if result["changed"] else f"{job_id} was already paused")
 
 
 @cli.command()
@@ -426,14 +464,23 @@ def resume(settings: Settings, job_id: str, output: str) -> None:
     Example:
       scheduler resume nightly-backup
     """
-    result = _operator(settings, "resume", job_id, output)
-    if output == "text":
-        click.echo(
-            f"{job_id} resumed"
-            if result["changed"]
-            else f"{job_id} has no operator pause to lift (a `paused: true` in its file is "
-            "lifted by editing the file)"
+    from scheduler.lookup import job_view
+    from scheduler.service import operator_action
+
+    result = operator_action(settings, "resume", job_id)
+    job = job_view(settings, job_id, runs=0, fires=0)
+    result["paused_by"] = job["paused_by"]
+    if output == "json":
+        _print_json(result)
+    if job["paused_by"] == "file":
+        # Regression (issue 15.6): this said nothing and exited 0, the job still paused.
+        lifted = "the operator's pause is lifted, but " if result["changed"] else ""
+        raise SchedulerError(
+            f"{job_id} stays paused: {lifted}its file says `paused: true` ({job['source']}); "
+            "set it to false there (and commit), and the next reconcile resumes it"
         )
+    if output == "text":
+        _say(f"{job_id} resumed" if result["changed"] else f"{job_id} was not paused")
 
 
 @cli.command()
@@ -454,24 +501,99 @@ def remove(settings: Settings, job_id: str) -> None:
 @cli.command()
 @click.argument("job_id", metavar="[JOB]", required=False)
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option(
+    "--output-lines",
+    default="3",
+    show_default=True,
+    metavar="N|all",
+    help="Lines of each run's output to show in text output (`all`: everything kept).",
+)
 @OUTPUT
 @click.pass_obj
-def history(settings: Settings, job_id: str | None, limit: int, output: str) -> None:
-    """Past runs, newest first: start, end, outcome, exit code, attempt, output tail.
+def history(
+    settings: Settings, job_id: str | None, limit: int, output_lines: str, output: str
+) -> None:
+    """Past runs, newest first: start, end, outcome, exit code, attempt, run id, output.
+
+    `scheduler logs RUN_ID` prints one run's whole kept output.
 
     \b
     Example:
       scheduler history
+      scheduler history weekly-export --limit 5 --output-lines all
       scheduler history weekly-export --limit 5 -o json
     """
     from scheduler.render import history_text
     from scheduler.service import runs_listing
 
+    if output_lines == "all":
+        lines = None
+    elif output_lines.isdigit():
+        lines = int(output_lines)
+    else:
+        raise click.BadParameter(
+            f"{output_lines!r}: give a number of lines, or `all`", param_hint="--output-lines"
+        )
     runs = runs_listing(settings, job_id, limit)
     if output == "json":
         _print_json(runs)
     else:
-        click.echo(history_text(runs))
+        _say(history_text(runs, lines))
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN_ID")
+@OUTPUT
+@click.pass_obj
+def logs(settings: Settings, run_id: str, output: str) -> None:
+    """Print one run's whole kept output (the last 64 KiB), then its error if it failed.
+
+    RUN_ID is shown by `scheduler history` (run=...); a unique prefix of it will do. The
+    exit code is 0 when the run succeeded, 1 otherwise.
+
+    \b
+    Example:
+      scheduler logs 3f2a9c1e
+      scheduler logs 3f2a9c1e -o json | jq -r .output_tail
+    """
+    from scheduler.lookup import run_view
+
+    run = run_view(settings, run_id)
+    if output == "json":
+        _print_json(run)
+    else:
+        if run["output_tail"]:
+            _say(run["output_tail"].rstrip("\n"))
+        if run["error"] and run["outcome"] != "success":
+            _say(f"{run['job_id']} {run['outcome']}: {run['error'].strip()}", err=True)
+    if run["outcome"] != "success":
+        sys.exit(1)
+
+
+@cli.command()
+@JOB_ID
+@click.option("--runs", "-n", default=5, show_default=True, type=click.IntRange(0, 1000))
+@click.option(
+    "--fires", default=5, show_default=True, type=click.IntRange(0, 100), help="Next fire times."
+)
+@OUTPUT
+@click.pass_obj
+def get(settings: Settings, job_id: str, runs: int, fires: int, output: str) -> None:
+    """Show one job: its spec, source, state, next fire times and last runs.
+
+    \b
+    Example:
+      scheduler get nightly-backup
+      scheduler get nightly-backup --runs 20 -o json | jq '.runs[].outcome'
+    """
+    from scheduler.lookup import job_view
+    from scheduler.render import job_text
+
+    detail = job_view(settings, job_id, runs, fires)
+    if output == "json":
+        _print_json(detail)
+    else:
+        _say(job_text(detail))
 
 
 def main() -> None:

@@ -20,7 +20,11 @@ def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
     import httpx  # 60 ms of imports that only --url needs
 
     token = os.environ.get(TOKEN_ENV)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # JSON content type on every request: without a token the API refuses state changes
+    # that lack it (a cross-site form cannot send it).
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
         with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
             response = client.request(method, path, **kwargs)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
+from scheduler.cron_dialects import dialect_advice, macro_advice
+
 # English on purpose: calendar.month_name follows the process locale.
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")  # fmt: skip
@@ -45,6 +47,7 @@ class _Field:
     low: int
     high: int
     names: tuple[str, ...] = ()
+    open_end: int | None = None  # where `N/step` stops, when not at `high`
 
     def error(self, text: str, problem: str) -> CronError:
         return CronError(f"{self.name} field {text!r}: {problem}")
@@ -53,14 +56,22 @@ class _Field:
         span = f"{self.low}-{self.high}"
         return f"{self.names[0]}-{self.names[-1]} or {span}" if self.names else span
 
+    def spell(self, value: int, like: str) -> str:
+        """A value written the way the user wrote ``like``: as a name or as a number."""
+        if self.names and like.isalpha():
+            return self.names[(value - self.low) % len(self.names)]
+        return str(value)
+
 
 _FIELDS = (
     _Field("minute", 0, 59),
     _Field("hour", 0, 23),
     _Field("day-of-month", 1, 31),
     _Field("month", 1, 12, MONTH_NAMES),
-    _Field("day-of-week", 0, 7, DAY_NAMES),
+    # `1/2` means 1-6/2 (Monday, Wednesday, Friday) as in croniter and Kubernetes.
+    _Field("day-of-week", 0, 7, DAY_NAMES, open_end=6),
 )
+_DAY_OF_WEEK = _FIELDS[4]
 
 
 @dataclass(frozen=True)
@@ -73,53 +84,84 @@ class CronExpression:
     weekdays: frozenset[int]  # 0-6, 0 = Sunday (7 is folded into 0)
     day_or: bool  # both day fields restricted -> a day matching EITHER fires
     fixed_time: bool  # neither minute nor hour field starts with '*' (Vixie DST rule)
+    warnings: tuple[str, ...] = ()  # valid but probably not what was meant
 
 
 def _value(field: _Field, text: str, atom: str) -> int:
+    """One number or name. Messages name the atom only when it is not the whole field."""
+    alone = atom == text
     if _NUMBER.fullmatch(atom):
-        number = int(atom)
+        number = int(atom) if len(atom) <= 6 else field.high + 1
         if not field.low <= number <= field.high:
-            raise field.error(text, f"{number} is out of range ({field.allowed()})")
+            subject = "" if alone else f"{number} is "
+            raise field.error(text, f"{subject}out of range ({field.allowed()})")
         return number
     if atom.upper() in field.names:
         return field.names.index(atom.upper()) + field.low
     if re.fullmatch(r"[0-9]*L|L[0-9-]*|[0-9]*L?W", atom, re.IGNORECASE):
-        raise field.error(text, f"'{atom}': L (last) and W (weekday) are not standard cron")
+        raise field.error(text, "L (last) and W (weekday) are not standard cron")
     if field.names:
-        raise field.error(text, f"unknown name '{atom}' (use {field.allowed()})")
-    raise field.error(text, f"'{atom}' is not a number (use {field.allowed()})")
+        name = "" if alone else f" '{atom}'"
+        raise field.error(text, f"unknown name{name} (use {field.allowed()})")
+    subject = "" if alone else f"'{atom}' is "
+    raise field.error(text, f"{subject}not a number (use {field.allowed()})")
 
 
-def _parse_item(field: _Field, text: str, item: str) -> set[int]:
-    for mark, meaning in (("#", "nth weekday"), ("?", "no specific value")):
-        if mark in item:
-            raise field.error(text, f"'{mark}' ({meaning}) is not standard cron")
+def _wrapped(field: _Field, first: str, last: str, span: tuple[int, int]) -> str:
+    """A reversed range written as the two ranges it probably means, e.g. FRI-SUN,MON."""
+    top, bottom = (7, 1) if field is _DAY_OF_WEEK else (field.high, field.low)
+    head = first if span[0] == top else f"{first}-{field.spell(top, first)}"
+    tail = last if span[1] == bottom else f"{field.spell(bottom, last)}-{last}"
+    return f"{head},{tail}"
+
+
+def _parse_item(field: _Field, text: str, item: str, warnings: list[str]) -> set[int]:
+    if "#" in item:
+        raise field.error(text, "'#' (nth weekday) is not standard cron")
+    if "?" in item:
+        quartz = "Quartz's 'no specific value'"
+        what = quartz if item == text else f"'?' ({quartz})"
+        raise field.error(text, f"{what} is not standard cron: use *")
     spec, slash, step_text = item.partition("/")
     step = 1
     if slash:
-        if not _NUMBER.fullmatch(step_text) or not 1 <= int(step_text) <= field.high:
-            raise field.error(text, f"step '{step_text}' must be a number from 1 to {field.high}")
-        step = int(step_text)
+        digits = step_text.lstrip("0")
+        if not _NUMBER.fullmatch(step_text) or not digits:
+            raise field.error(text, f"step '{step_text}' must be a whole number, 1 or more")
+        step = int(digits) if len(digits) <= 6 else 10**6  # any step that large means "once"
     if spec == "*":
         low, high = field.low, field.high
     elif "-" in spec:
         first, _, last = spec.partition("-")
         low, high = _value(field, text, first), _value(field, text, last)
+        if field is _DAY_OF_WEEK and high == 0 < low:
+            high = 7  # Sunday ends a range as 7 (SAT-SUN), as cronie reads it since 2025
         if low > high:
-            raise field.error(text, f"range {spec} is reversed ({low} > {high}): no wrapping")
-    elif slash:
-        raise field.error(text, f"'{item}' needs a range: use {spec}-{field.high}/{step}")
+            subject = "" if spec == text else f"range {spec} "
+            raise field.error(
+                text,
+                f"{subject}wraps around ({low} > {high}), which cron does not do: "
+                f"use {_wrapped(field, first, last, (low, high))}",
+            )
     else:
-        low = high = _value(field, text, spec)
+        low = _value(field, text, spec)
+        # `N/step` is short for N-max/step, as croniter, Kubernetes and Quartz read it.
+        high = max(low, field.open_end or field.high) if slash else low
+    if slash and high > low and low + step > high:
+        start = field.spell(low, spec.partition("-")[0])
+        warnings.append(
+            f"{field.name} field {text!r}: step {step_text.lstrip('0')} is larger than the range "
+            f"{low}-{high}, so only {start} matches"
+        )
     return set(range(low, high + 1, step))
 
 
-def _parse_field(field: _Field, text: str) -> frozenset[int]:
+def _parse_field(field: _Field, text: str, warnings: list[str]) -> frozenset[int]:
     values: set[int] = set()
     for item in text.split(","):
         if not item:
             raise field.error(text, "empty item in the list")
-        values |= _parse_item(field, text, item)
+        values |= _parse_item(field, text, item, warnings)
     return frozenset(values)
 
 
@@ -127,14 +169,16 @@ def _fields(text: str) -> list[str]:
     if text.startswith("@"):
         macro = MACROS.get(text.lower())
         if macro is None:
-            raise CronError(f"unknown cron macro {text!r} (use {', '.join(MACROS)})")
+            known = ", ".join(MACROS)
+            raise CronError(macro_advice(text) or f"unknown cron macro {text!r} (use {known})")
         return macro.split()
     fields = text.split()
+    advice = dialect_advice(text, fields) if len(fields) != 5 or re.search("[=(]", text) else None
+    if advice:
+        raise CronError(advice)
     if len(fields) != 5:
-        extra = ": seconds and years are not supported" if len(fields) > 5 else ""
         raise CronError(
-            "cron needs 5 fields (minute hour day-of-month month day-of-week), "
-            f"got {len(fields)}{extra}"
+            f"cron needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
     return fields
 
@@ -146,7 +190,10 @@ def _check_fires(days: frozenset[int], months: frozenset[int]) -> None:
     names = [MONTHS[month - 1] for month in sorted(months)]
     verb = "has" if len(names) == 1 else "have"
     day_list = _english(sorted(str(day) for day in days), "or")
-    raise CronError(f"never fires: {_english(names)} {verb} no day {day_list}")
+    raise CronError(
+        f"never fires: {_english(names)} {verb} no day {day_list} "
+        "(to keep a job that must not run, write `paused: true`)"
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -154,15 +201,18 @@ def parse_cron(text: str) -> CronExpression:
     """Parse standard cron text (5 fields or a macro); raise CronError with a user message."""
     text = text.strip()
     fields = _fields(text)
+    warnings: list[str] = []
     minutes, hours, days, months, weekdays = (
-        _parse_field(field, part) for field, part in zip(_FIELDS, fields, strict=True)
+        _parse_field(field, part, warnings) for field, part in zip(_FIELDS, fields, strict=True)
     )
     star = [part.startswith("*") for part in fields]
     if not star[2] and star[4]:
         _check_fires(days, months)
     weekdays = frozenset(day % 7 for day in weekdays)  # Sunday is both 0 and 7
     day_or, fixed_time = not (star[2] or star[4]), not (star[0] or star[1])
-    return CronExpression(text, minutes, hours, days, months, weekdays, day_or, fixed_time)
+    return CronExpression(
+        text, minutes, hours, days, months, weekdays, day_or, fixed_time, tuple(warnings)
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -220,21 +270,59 @@ def _offset(instant: datetime, tz: tzinfo) -> timedelta:
     return instant.replace(tzinfo=UTC).astimezone(tz).utcoffset() or timedelta(0)
 
 
-def _instants(wall: datetime, tz: tzinfo, fixed_time: bool) -> list[datetime]:
+def _matches(expr: CronExpression, wall: datetime) -> bool:
+    in_days, in_weekdays = wall.day in expr.days, wall.isoweekday() % 7 in expr.weekdays
+    day_ok = (in_days or in_weekdays) if expr.day_or else (in_days and in_weekdays)
+    return (
+        day_ok and wall.month in expr.months and wall.hour in expr.hours
+        and wall.minute in expr.minutes
+    )  # fmt: skip
+
+
+def _after_gap(expr: CronExpression, transition: datetime, gap: tuple[timedelta, timedelta],
+               wall: datetime) -> datetime:  # fmt: skip
+    """When a fixed-time job scheduled at ``wall`` runs, ``wall`` being in the gap that opens
+    at ``transition`` (naive UTC) or the first wall time after it.
+
+    Every scheduled time in the gap is a run the user asked for (cronie runs each one), so
+    they run right after the gap one second apart, in order, followed by the time the gap
+    ends on; many of them share that minute evenly rather than spill into the next one.
+    """
+    before, after = gap
+    first = (transition + before + _MINUTE - timedelta(microseconds=1)).replace(
+        second=0, microsecond=0
+    )
+    scheduled = [
+        first + n * _MINUTE
+        for n in range((transition + after - first) // _MINUTE + 1)
+        if _matches(expr, first + n * _MINUTE)
+    ]
+    if wall not in scheduled:
+        return transition
+    spacing = min(timedelta(seconds=1), timedelta(minutes=1) / len(scheduled))
+    return transition + scheduled.index(wall) * spacing
+
+
+def _instants(expr: CronExpression, wall: datetime, tz: tzinfo) -> list[datetime]:
     """The instants (naive UTC) at which a job scheduled at this local wall time fires."""
     before = wall.replace(tzinfo=tz).utcoffset() or timedelta(0)
     after = wall.replace(tzinfo=tz, fold=1).utcoffset() or timedelta(0)
     if before == after:
-        return [wall - before]
+        instant = wall - before
+        if expr.fixed_time and not isinstance(tz, timezone):
+            earlier = _offset(instant - timedelta(microseconds=1), tz)
+            if earlier < before:  # the first wall time after a gap: gap runs go first
+                return [_after_gap(expr, instant, (earlier, before), wall)]
+        return [instant]
     if before > after:  # repeated hour: real time passes through it twice
-        return [wall - before] if fixed_time else [wall - before, wall - after]
-    if not fixed_time:  # skipped hour: a wildcard job follows real time, which never got here
+        return [wall - before] if expr.fixed_time else [wall - before, wall - after]
+    if not expr.fixed_time:  # skipped hour: a wildcard job follows real time, which never got here
         return []
     low, high = wall - after, wall - before  # the transition lies in (low, high]
     while high - low > timedelta(seconds=1):
         middle = low + (high - low) / 2
         low, high = (middle, high) if _offset(middle, tz) == before else (low, middle)
-    return [high.replace(microsecond=0)]
+    return [_after_gap(expr, high.replace(microsecond=0), (before, after), wall)]
 
 
 def next_fire_time(expr: CronExpression, after: datetime, tz: tzinfo) -> datetime | None:
@@ -247,7 +335,13 @@ def next_fire_time(expr: CronExpression, after: datetime, tz: tzinfo) -> datetim
     fixed_offset = isinstance(tz, timezone)
     # A wall time can only fire after `after` if it is later than `after` read with the
     # smallest offset in effect soon; near a fall-back that is hours before after's wall time.
-    smallest = min(_offset(after_utc, tz), _offset(after_utc + _MAX_SHIFT, tz))
+    # Runs for the times in a gap come shortly after it: their wall times are up to hours
+    # before after's wall time too.
+    smallest = min(
+        _offset(after_utc - _MAX_SHIFT, tz),
+        _offset(after_utc, tz),
+        _offset(after_utc + _MAX_SHIFT, tz),
+    )
     cursor = after_utc + smallest
     start = cursor.replace(second=0, microsecond=0) + _MINUTE
     best: datetime | None = None
@@ -255,7 +349,7 @@ def next_fire_time(expr: CronExpression, after: datetime, tz: tzinfo) -> datetim
     for wall in _local_candidates(expr, start, min(cursor.year + HORIZON_YEARS, _LAST_YEAR)):
         if wall > best_wall:
             break
-        for instant in _instants(wall, tz, expr.fixed_time):
+        for instant in _instants(expr, wall, tz):
             if instant > after_utc and (best is None or instant < best):
                 best = instant
                 # Local order is absolute order unless the offset changed shortly before

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler import control, handoff
 from scheduler.apply import RUNNER_REF, set_operator_pause
@@ -40,6 +41,7 @@ from scheduler.service import error_reply
 from scheduler.settings import Settings
 from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
+from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
 from scheduler.watcher import watch
 
@@ -55,6 +57,8 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 STORE_RETRY_SECONDS = 1.0
 STORE_WATCH_SECONDS = 0.5  # how often the leader looks for requests and outside changes
 HANDOFF_TIMEOUT = 30.0  # how long a standby waits for the leader to answer a request
+SLOW_PASS_SECONDS = 2.0  # a scheduler pass this long waited for a locked store
+PASS_STOP_SECONDS = 10.0  # how long a stop waits for the pass in flight
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
@@ -70,26 +74,98 @@ def release_memory() -> None:
 
 
 class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """APScheduler 3.x stops waking up for good if writing a job back to the store fails
-    (a locked SQLite file, a restarting database). Retry instead; the runner ignores a due
-    time it already started, so the retry cannot run a job twice.
+    """APScheduler's asyncio scheduler with each pass (read the due jobs, hand them to the
+    runner, write their next run times) in a thread of its own, off the event loop: a locked
+    SQLite store held the loop for the busy timeout, 5 s per pass, and with it the API and
+    history. A pass that fails (a locked file, a restarting database) is retried instead of
+    stopping the wake-ups for good; the runner ignores a due time it already started, so the
+    retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz.
 
     ``may_fire`` is asked first: a leader frozen past its lease (SIGSTOP, a paused VM)
     must not touch the store when it wakes, before it has even noticed."""
 
     may_fire: Any = None
 
+    def start(self, paused: bool = False) -> None:
+        self._pass: asyncio.Future[float | None] | None = None
+        self._pass_again = False
+        self._stopping = False
+        self.problem: str | None = None
+        super().start(paused)
+
     def wakeup(self) -> None:
-        self._stop_timer()
-        if self.may_fire is not None and not self.may_fire():
-            self._start_timer(STORE_RETRY_SECONDS)
+        loop = self._eventloop
+        if loop is None or self._stopping:
             return
         try:
-            wait_seconds = self._process_jobs()
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:  # APScheduler's own calls may come from any thread
+            loop.call_soon_threadsafe(self.wakeup)
+            return
+        self._stop_timer()
+        if self._pass is not None:
+            self._pass_again = True  # one more pass once this one ends
+            return
+        done: asyncio.Future[float | None] = loop.create_future()
+        self._pass = done
+
+        def run() -> None:
+            wait_seconds: float | None = STORE_RETRY_SECONDS
+            try:
+                wait_seconds = self._one_pass()
+            finally:
+                with suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(_settle, done, wait_seconds)
+
+        # A daemon thread: a pass stuck on a database that never answers cannot hold up
+        # the daemon's exit (a pool's worker thread is joined at exit).
+        threading.Thread(target=run, name="scheduler-pass", daemon=True).start()
+        done.add_done_callback(self._pass_done)
+
+    def _one_pass(self) -> float | None:
+        if self.may_fire is not None and not self.may_fire():
+            return STORE_RETRY_SECONDS
+        started = time.monotonic()
+        try:
+            wait_seconds: float | None = self._process_jobs()
         except Exception as exc:
             log.warning("store unavailable (%s): retrying in %gs", exc, STORE_RETRY_SECONDS)
-            wait_seconds = STORE_RETRY_SECONDS
-        self._start_timer(wait_seconds)
+            self.problem = f"the scheduler cannot update its jobs in the store: {exc}"
+            return STORE_RETRY_SECONDS
+        took = time.monotonic() - started
+        if took > SLOW_PASS_SECONDS:
+            log.warning("a scheduler pass waited %.1fs for the store (locked?)", took)
+            self.problem = f"the store is locked or slow: a scheduler pass took {took:.1f}s"
+        else:
+            self.problem = None
+        return wait_seconds
+
+    def _pass_done(self, future: asyncio.Future[float | None]) -> None:
+        self._pass = None
+        if self._stopping or self._eventloop is None:
+            return
+        if self._pass_again:
+            self._pass_again = False
+            self.wakeup()
+        elif future.cancelled() or future.exception() is not None:
+            self._start_timer(STORE_RETRY_SECONDS)
+        else:
+            self._start_timer(future.result())
+
+    async def finish_pass(self) -> None:
+        """Start no new pass and let the one in flight end (its runs reach the runner)."""
+        self._stopping = True
+        self._stop_timer()
+        if self._pass is not None:
+            await asyncio.wait([self._pass], timeout=PASS_STOP_SECONDS)
+        await asyncio.sleep(0)  # the due jobs it handed over, queued on the loop
+
+
+def _settle(future: asyncio.Future[float | None], value: float | None) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def builtin_cleanup() -> DeclaredJob:
@@ -135,6 +211,8 @@ class Daemon:
         self.store: Store  # opened by run(), once the writer lock is held
         self.scheduler: ResilientScheduler | None = None
         self.runner: Runner | None = None
+        self.store_file: StoreFile | None = None
+        self.writer: HistoryWriter | None = None
         self.last_reconcile: dict[str, Any] = {}
 
     async def run(self) -> None:
@@ -145,13 +223,16 @@ class Daemon:
             self.leadership = HostLeadership(self.settings.db, self.lock, address=address)
             self.leadership.hold()
         try:
+            self.store = Store(self.settings.db)
+            if isinstance(self.leadership, HostLeadership):
+                await self.leadership.acquire(self.stop_event)
             await self._serve()
         finally:
             await self.leadership.release()
 
     async def _serve(self) -> None:
-        self.store = Store(self.settings.db)
-        writer = HistoryWriter(self.store)
+        self.store_file = StoreFile(self.settings.db)
+        writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
         self.runner = Runner(self.store, writer)
         if not isinstance(self.leadership, HostLeadership):
@@ -168,6 +249,7 @@ class Daemon:
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
+        file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
@@ -205,7 +287,10 @@ class Daemon:
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
+            file_watch.cancel()
+            await asyncio.gather(file_watch, return_exceptions=True)
             if self.scheduler.running:
+                await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
             self.fence = None
             await self.runner.shutdown(self.shutdown_grace)
@@ -226,7 +311,13 @@ class Daemon:
         """Lead until stopped or deposed: reconcile, fire, and watch the store."""
         assert self.scheduler is not None and self.runner is not None
         self.fence = fence
-        interrupted = await asyncio.to_thread(interrupt_dead, self.store, fence.epoch)
+        try:
+            interrupted = await asyncio.to_thread(interrupt_dead, self.store, fence.epoch)
+        except SQLAlchemyError as exc:
+            if isinstance(self.leadership, HostLeadership):
+                raise  # a store this daemon cannot write: say so and stop (as before replicas)
+            log.warning("runs of earlier leaders not marked interrupted yet: %s", exc)
+            interrupted = 0
         if interrupted:
             log.warning(
                 "%d run(s) were left running by a crash or an earlier leader: marked interrupted",
@@ -322,7 +413,10 @@ class Daemon:
     def role(self) -> dict[str, Any]:
         """Leader or standby, its epoch, the lease's age and who leads: /healthz, /metrics."""
         leadership = getattr(self, "leadership", None)
-        return leadership.status() if leadership is not None else {}
+        if leadership is None or isinstance(leadership, HostLeadership):
+            return {}  # one daemon per store: nothing to tell
+        status: dict[str, Any] = leadership.status()
+        return status
 
     def unhealthy(self) -> str | None:
         if self.fence is None and self.leadership.error:
@@ -333,7 +427,12 @@ class Daemon:
             return "the scheduler is not running"
         if self.stop_event.is_set():
             return "the scheduler is stopping"
-        return None
+        if self.store_file is not None and (gone := self.store_file.problem()):
+            return gone
+        if self.writer is not None and (unwritten := self.writer.unhealthy()):
+            return unwritten
+        problem: str | None = getattr(self.scheduler, "problem", None)  # set when it starts
+        return problem
 
     def _on_sighup(self) -> None:
         asyncio.get_running_loop().create_task(self.reconcile("SIGHUP"))

@@ -2,7 +2,9 @@
 leaves a visible ``running`` row that the next start-up marks ``interrupted``.
 
 Writes go through ``HistoryWriter``: a queue flushed in batches, one transaction each, off
-the event loop, retried while the database is locked; a run record is never dropped.
+the event loop, retried while the database is unavailable. A row the database refuses is
+written alone, then with its text escaped, so one bad row never blocks the others; the
+writer's task logs and goes on whatever happens, and says why while it cannot write.
 Callers: the runner (writes), ``scheduler history``/``jobs`` and the cleanup handler.
 """
 
@@ -10,17 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from scheduler.store import Store
 
 log = logging.getLogger(__name__)
+
+# What no database column can hold: NUL (PostgreSQL refuses it) and lone surrogates (from
+# undecodable file names; no driver can encode them). Both are stored as U+FFFD.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+SHUTDOWN_PATIENCE = 10.0  # seconds the last flush retries an unavailable database
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL bytes and lone surrogates replaced by U+FFFD."""
+    return UNSTORABLE.sub(REPLACEMENT, text)
+
+
+class HistoryUnavailable(Exception):
+    """The database cannot take any row now (locked, down, its file gone): retry later."""
+
 
 HISTORY_FIELDS = (
     "run_id",
@@ -50,7 +70,8 @@ class RunRecord:
     error: str | None = None
 
     def row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in HISTORY_FIELDS}
+        values = {name: getattr(self, name) for name in HISTORY_FIELDS}
+        return {k: storable(v) if isinstance(v, str) else v for k, v in values.items()}
 
 
 @dataclass
@@ -60,16 +81,31 @@ class _Pending:
 
 
 class HistoryWriter:
-    """Batches history writes; ``flush`` retries until the database takes them."""
+    """Batches history writes; ``flush`` retries until the database takes them.
 
-    def __init__(self, store: Store, *, interval: float = 0.02, retry: float = 0.5) -> None:
+    ``problem`` says why history cannot be written right now (None when it can): the
+    daemon's ``/healthz`` reports it. ``check`` (optional) is asked before each write and
+    returns such a reason when writing would lose the rows (the store file was deleted).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval: float = 0.02,
+        retry: float = 0.5,
+        check: Callable[[], str | None] | None = None,
+    ) -> None:
         self.store = store
         self.interval = interval
         self.retry = retry
+        self.check = check
         self.pending = _Pending()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.closing = False
+        self.problem: str | None = None
+        self.give_up_at: float | None = None  # set by close(): shutdown must end
         # One flush at a time: a second one waits for the batch in flight, so "flushed"
         # means written, and a finish is never written before its start.
         self.flushing = asyncio.Lock()
@@ -91,12 +127,23 @@ class HistoryWriter:
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
+    def unhealthy(self) -> str | None:
+        if self.task is not None and self.task.done() and not self.closing:
+            return "the run history writer stopped: restart the daemon"  # never expected
+        return self.problem
+
     async def _loop(self) -> None:
         while not self.closing:
             await self.wake.wait()
             self.wake.clear()
             await asyncio.sleep(self.interval)  # gather a burst into one transaction
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:  # a bug here must not stop history for good
+                log.exception("run history writer failed; retrying in %gs", self.retry)
+                self.problem = f"run history cannot be written: {_reason(exc)}"
+                self.wake.set()
+                await asyncio.sleep(self.retry)
 
     async def flush(self) -> None:
         async with self.flushing:
@@ -106,15 +153,82 @@ class HistoryWriter:
         while self.pending.inserts or self.pending.updates:
             batch, self.pending = self.pending, _Pending()
             try:
-                await asyncio.to_thread(self._write, batch)
-            except DBAPIError as exc:
-                log.warning("run history not written yet (%s); retrying", exc.orig)
+                await asyncio.to_thread(self._write_batch, batch)
+            except HistoryUnavailable as exc:
                 self.pending = _Pending(
                     batch.inserts + self.pending.inserts, batch.updates + self.pending.updates
                 )
+                if self.problem != str(exc):
+                    log.error("%s; retrying every %gs", exc, self.retry)
+                self.problem = str(exc)
+                if self.give_up_at is not None and (
+                    time.monotonic() >= self.give_up_at or self._check() is not None
+                ):
+                    self._drop_pending(str(exc))
+                    return
                 await asyncio.sleep(self.retry)
+                continue
+            if self.problem is not None:
+                log.warning("run history is written again")
+                self.problem = None
+
+    def _write_batch(self, batch: _Pending) -> None:
+        """One transaction; if the database refuses it for what a row holds (not because it
+        is unavailable), the rows one by one, so the others are written."""
+        try:
+            self._write(batch)
+            return
+        except Exception as exc:
+            if _unavailable(exc):
+                raise _unavailable_error(exc) from exc
+        for row in batch.inserts:
+            self._write_row(_Pending(inserts=[row]))
+        for row in batch.updates:
+            self._write_row(_Pending(updates=[row]))
+
+    def _write_row(self, one: _Pending) -> None:
+        """One row; if refused, again with its text escaped to ASCII; else logged, dropped."""
+        row = (one.inserts or one.updates)[0]
+        run_id, job_id = row.get("run_id") or row.get("b_run_id"), row.get("job_id")
+        try:
+            self._write(one)
+            return
+        except IntegrityError:
+            if one.inserts:
+                return  # already there: a batch that committed though its caller saw an error
+            raise
+        except Exception as exc:
+            if _unavailable(exc):
+                raise _unavailable_error(exc) from exc
+            first = exc
+        escaped = {k: _escaped(v) if isinstance(v, str) else v for k, v in row.items()}
+        try:
+            self._write(_Pending([escaped], []) if one.inserts else _Pending([], [escaped]))
+        except Exception as exc:
+            if _unavailable(exc):
+                raise _unavailable_error(exc) from exc
+            log.error(
+                "run %s of job %s cannot be stored, even escaped (%s): dropped: %r",
+                run_id,
+                job_id,
+                _reason(exc),
+                row,
+            )
+            return
+        log.warning(
+            "run %s of job %s stored with its text escaped: the database refused it (%s)",
+            run_id,
+            job_id,
+            _reason(first),
+        )
+
+    def _check(self) -> str | None:
+        return self.check() if self.check is not None else None
 
     def _write(self, batch: _Pending) -> None:
+        problem = self._check()
+        if problem is not None:
+            raise HistoryUnavailable(f"run history cannot be written: {problem}")
         runs = self.store.runs
         with self.store.write() as conn:
             if batch.inserts:
@@ -124,12 +238,49 @@ class HistoryWriter:
                     runs.update().where(runs.c.run_id == bindparam("b_run_id")), batch.updates
                 )
 
-    async def close(self) -> None:
+    def _drop_pending(self, why: str) -> None:
+        lost = {str(r["run_id"]) for r in self.pending.inserts}
+        lost |= {str(r["b_run_id"]) for r in self.pending.updates}
+        log.error(
+            "%d run record(s) lost at shutdown (%s): %s", len(lost), why, ", ".join(sorted(lost))
+        )
+        self.pending = _Pending()
+
+    async def close(self, patience: float = SHUTDOWN_PATIENCE) -> None:
+        """Stop the task and flush what is left, retrying an unavailable database for up to
+        ``patience`` seconds (then the rows are logged as lost: shutdown must end)."""
         self.closing = True
+        self.give_up_at = time.monotonic() + patience
         self.wake.set()
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
         await self.flush()
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """The database, not the rows: locked, unreachable, its connection lost."""
+    return isinstance(exc, HistoryUnavailable | OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
+def _unavailable_error(exc: BaseException) -> HistoryUnavailable:
+    if isinstance(exc, HistoryUnavailable):
+        return exc
+    return HistoryUnavailable(f"run history cannot be written: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, HistoryUnavailable):
+        return str(exc).removeprefix("run history cannot be written: ")
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig if orig is not None else exc).__name__}: {text[0] if text else ''}"
+
+
+def _escaped(text: str) -> str:
+    """Plain ASCII with escapes: what any database column takes."""
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\x00")
 
 
 def mark_interrupted(store: Store, now: float | None = None) -> int:

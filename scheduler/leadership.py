@@ -321,19 +321,17 @@ class HostLeadership(LeaseLeadership):
             return self.fence
         if not self.held:
             self.hold()
-        try:
-            other = await self._call(lambda: read_lease(self.engine), 30.0)
-            if other is not None and other.remaining > 0 and _alive(other.holder):
-                await self.release()
-                where = f" at {other.address}" if other.address else ""
-                raise StoreBusy(
-                    f"a scheduler daemon ({other.holder}{where}) already runs for this store: "
-                    "stop it first; several daemons on one store (replicas) need PostgreSQL"
-                )
-            epoch = await self._call(self._try_take, 30.0)
-        except (SQLAlchemyError, TimeoutError, OSError) as exc:
-            log.warning("lease row not written (%s): running on the host lock alone", _why(exc))
-            epoch = 0
+        # A store this daemon cannot write (read-only, locked for good) fails here, before
+        # anything starts, with the database's reason.
+        other = await self._call(lambda: read_lease(self.engine), 30.0)
+        if other is not None and other.remaining > 0 and _alive(other.holder):
+            await self.release()
+            where = f" at {other.address}" if other.address else ""
+            raise StoreBusy(
+                f"a scheduler daemon ({other.holder}{where}) already runs for this store: "
+                "stop it first; several daemons on one store (replicas) need PostgreSQL"
+            )
+        epoch = await self._call(self._try_take, 30.0)
         self._lead(Fence(self.holder, int(epoch or 0)), time.monotonic())
         return self.fence
 

@@ -12,6 +12,8 @@ import queue
 from datetime import UTC, datetime
 from typing import Any
 
+from scheduler.terminal import safe_json, safe_text
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -28,7 +30,15 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return safe_json(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+class TextFormatter(logging.Formatter):
+    """Log lines for people: text from job files and jobs is shown, not interpreted by
+    the terminal (a cron field of escape sequences would otherwise reach it raw)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_text(super().format(record))
 
 
 class _Deferred(logging.handlers.QueueHandler):
@@ -54,7 +64,7 @@ def setup(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, handler)
     listener.start()

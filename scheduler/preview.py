@@ -8,7 +8,7 @@ from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import load_paths
 from scheduler.settings import Settings
 from scheduler.spec import Schedule
-from scheduler.triggers import fire_times
+from scheduler.triggers import fire_times, zone
 
 
 class BadSchedule(SchedulerError):
@@ -37,4 +37,6 @@ def preview_times(
         except ValidationError as exc:
             messages = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
             raise BadSchedule(messages) from None
+    if after.tzinfo is None:  # wall time in the schedule's zone, as in job files
+        after = after.replace(tzinfo=zone(schedule.timezone))
     return fire_times(schedule, after, count)

@@ -8,6 +8,7 @@ from typing import Any
 
 from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan
+from scheduler.terminal import safe_text
 from scheduler.triggers import describe_schedule
 
 
@@ -105,7 +106,9 @@ def jobs_text(jobs: list[dict[str, Any]]) -> str:
     )
 
 
-def history_text(runs: list[dict[str, Any]]) -> str:
+def history_text(runs: list[dict[str, Any]], output_lines: int | None = 3) -> str:
+    """One line per run (with the run id that `scheduler logs` takes), then the last
+    ``output_lines`` lines of its output (all of it for ``None``)."""
     if not runs:
         return "no runs recorded yet"
     lines = []
@@ -113,10 +116,43 @@ def history_text(runs: list[dict[str, Any]]) -> str:
         code = "-" if run["exit_code"] is None else run["exit_code"]
         lines.append(
             f"{run['started_at']}  {run['job_id']}  {run['outcome']}  exit={code}  "
-            f"try={run['attempt']}  finished={run['finished_at'] or '-'}"
+            f"try={run['attempt']}  finished={run['finished_at'] or '-'}  run={run['run_id']}"
         )
-        tail = (run["output_tail"] or "").strip().splitlines()[-3:]
+        # Escaped before it is split: a carriage return or a form feed is shown, not a break.
+        output = safe_text(run["output_tail"] or "").strip()
+        tail = output.split("\n") if output else []
+        if output_lines is not None:
+            tail = tail[-output_lines:] if output_lines else []
         lines.extend(f"    | {line}" for line in tail)
         if run["error"] and run["outcome"] != "success":
-            lines.append(f"    ! {run['error'].strip().splitlines()[-1]}")
+            last = safe_text(run["error"]).strip().rsplit("\n", 1)[-1]
+            lines.append(f"    ! {last}")
+    return "\n".join(lines)
+
+
+def job_text(job: dict[str, Any]) -> str:
+    """``scheduler get``: what the job is, when it runs next, how it ran, its spec."""
+    import yaml
+
+    state = f"paused by {job['paused_by']}" if job["paused"] else job["state"]
+    lines = [
+        f"job:         {job['id']}",
+        f"description: {job['description'] or '-'}",
+        f"source:      {job['source']}",
+        f"schedule:    {job['schedule']}",
+        f"handler:     {job['handler']}",
+        f"state:       {state}",
+    ]
+    upcoming = job.get("next_fire_times") or []
+    lines.append(f"next runs:   {upcoming[0] if upcoming else '-'}")
+    lines.extend(f"             {when}" for when in upcoming[1:])
+    lines.append("last runs:")
+    runs = job.get("runs") or []
+    if runs:
+        lines.extend(f"  {line}" for line in history_text(runs).split("\n"))
+    else:
+        lines.append("  none yet")
+    lines.append("spec:")
+    spec = yaml.safe_dump(job["spec"], sort_keys=False, allow_unicode=True, width=88)
+    lines.extend(f"  {line}" for line in spec.rstrip("\n").split("\n"))
     return "\n".join(lines)

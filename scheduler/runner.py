@@ -399,7 +399,9 @@ class RunnerExecutor(BaseExecutor):  # type: ignore[misc]
         self.runner = runner
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        self.runner.submit(job.id, run_times, job.misfire_grace_time)
+        # Called in the scheduler's pass, off the loop (see ``daemon.ResilientScheduler``).
+        loop = self._scheduler._eventloop
+        loop.call_soon_threadsafe(self.runner.submit, job.id, run_times, job.misfire_grace_time)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:  # pragma: no cover
         raise NotImplementedError("submit_job hands jobs to the runner")

@@ -25,6 +25,7 @@ from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
 from scheduler.settings import Settings
 from scheduler.store import Store
+from scheduler.storefile import store_exists
 
 LOCK_WAIT_SECONDS = 30.0
 WORKERS = min(4, os.cpu_count() or 1)  # the command line parses many files in parallel
@@ -34,7 +35,8 @@ def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]
     """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed)."""
     if settings.api_url:
         return dict(call(settings.api_url, "GET", "/plan")["details"])
-    store = Store(settings.db)
+    # No store yet: plan against an empty one in memory (planning creates no file).
+    store = Store(settings.db if store_exists(settings.db) else "sqlite://")
     try:
         result = reconcile(
             store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty, workers=WORKERS
@@ -194,7 +196,7 @@ def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
     reply = ask(paths.socket, {"op": op, "job_id": job_id})
     if reply is not None:
         return {**unwrap(reply), "via": "daemon"}
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         # A daemon this process cannot reach by socket (another host, another runtime
         # dir) still leads: it acts, so nothing is written behind its back.
@@ -224,7 +226,7 @@ def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
 
 def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
     """Jobs are removed by deleting them from their file: say which file and line."""
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         stored = store.stored_jobs()
     finally:
@@ -242,7 +244,7 @@ def jobs_listing(settings: Settings) -> list[dict[str, Any]]:
     """``scheduler jobs``: from the daemon's API with ``--url``, else from the store."""
     if settings.api_url:
         return list(call(settings.api_url, "GET", "/jobs")["jobs"])
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         return list_jobs(store)
     finally:
@@ -254,7 +256,7 @@ def runs_listing(settings: Settings, job_id: str | None, limit: int) -> list[dic
     if settings.api_url:
         path = f"/jobs/{quote(job_id, safe='')}/runs" if job_id else "/runs"
         return list(call(settings.api_url, "GET", path, params={"limit": limit}))
-    store = Store(settings.db)
+    store = Store(settings.db, create=False)
     try:
         return list_runs(store, job_id, limit)
     finally:

@@ -12,7 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
+from itertools import pairwise
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -28,7 +29,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from scheduler.cron import CronError, parse_cron
-from scheduler.durations import Duration
+from scheduler.cron import fire_times as cron_fire_times
+from scheduler.durations import Duration, format_duration
 from scheduler.handlers import Registry, default_registry
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -123,6 +125,31 @@ class Schedule(Strict):
     @property
     def kind(self) -> str:
         return next(key for key in TRIGGER_KEYS if getattr(self, key) is not None)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Valid, but probably not what was meant (``scheduler validate`` prints these)."""
+        found = [f"cron: {text}" for text in parse_cron(self.cron).warnings] if self.cron else []
+        if self.jitter:
+            shortest = self.interval or _shortest_gap(self.cron, self.timezone)
+            if shortest is not None and self.jitter >= shortest:
+                found.append(
+                    f"jitter: {format_duration(self.jitter)} is not shorter than the "
+                    f"{format_duration(shortest)} between runs, so some runs will be skipped"
+                )
+        return found
+
+
+@lru_cache(maxsize=1024)  # thousands of jobs share a few schedules
+def _shortest_gap(cron: str | None, timezone: str) -> timedelta | None:
+    """The shortest time between runs of a cron schedule, over its next 50 runs from 2026."""
+    if cron is None:
+        return None
+    zone = ZoneInfo(timezone)
+    times = cron_fire_times(parse_cron(cron), datetime(2026, 1, 1, tzinfo=zone), zone, 50)
+    instants = [time.timestamp() for time in times]  # real time, not wall-clock time
+    gaps = (later - earlier for earlier, later in pairwise(instants))
+    return timedelta(seconds=min(gaps, default=0)) or None
 
 
 class Retries(Strict):

@@ -32,9 +32,12 @@ from sqlalchemy import (
     make_url,
     select,
 )
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from scheduler import schema
 from scheduler.plan import Stored
+from scheduler.store_errors import explain
+from scheduler.storefile import require_existing
 
 JOBS_TABLE = "apscheduler_jobs"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -138,22 +141,30 @@ def server_url(url: str) -> tuple[URL, dict[str, Any]]:
 
 
 def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        server, connect_args = server_url(url)
-        return create_engine(server, pool_pre_ping=True, connect_args=connect_args)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            server, connect_args = server_url(url)
+            return create_engine(server, pool_pre_ping=True, connect_args=connect_args)
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    except (ArgumentError, NoSuchModuleError, ImportError, OSError, ValueError) as exc:
+        raise explain(url, exc) from None
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
 class Store:
-    """One database: APScheduler's job table and the scheduler's own tables."""
+    """One database: APScheduler's job table and the scheduler's own tables.
 
-    def __init__(self, url: str) -> None:
+    ``create=False``: a SQLite file that does not exist is an error (``StoreMissing``), not
+    a new empty store; only ``run`` and ``reconcile`` create one."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        if not create:
+            require_existing(url)
         self.url = url
         self.engine = make_engine(url)
         self.metadata = schema.metadata

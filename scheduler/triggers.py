@@ -85,6 +85,28 @@ class StandardCronTrigger(BaseTrigger):  # type: ignore[misc]
         return f"<StandardCronTrigger ({self.expression!r}, timezone={self.timezone!r})>"
 
 
+class SteadyIntervalTrigger(IntervalTrigger):  # type: ignore[misc]
+    """An interval whose jitter delays each run without moving the schedule.
+
+    APScheduler hands a trigger the previous run's fire time *with* its jitter, and
+    ``IntervalTrigger`` adds the interval to that, so each delay pushed every later run back
+    (``interval: 10s`` with ``jitter: 8s`` ran 14 s apart on average). Counting from the
+    previous run's place on the schedule keeps runs one interval apart on average.
+    """
+
+    __slots__ = ()
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is not None and self.jitter:
+            # The slot the previous run was jittered from; exact while jitter < interval.
+            slots = (previous_fire_time - self.start_date) // self.interval
+            previous_fire_time = self.start_date + slots * self.interval
+        result: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        return result
+
+
 def build_trigger(schedule: Schedule, now: datetime | None = None) -> BaseTrigger:
     """The APScheduler trigger of a schedule. An interval with no ``start`` counts from
     ``now`` (whole seconds), so its runs fall on tidy times."""
@@ -97,7 +119,7 @@ def build_trigger(schedule: Schedule, now: datetime | None = None) -> BaseTrigge
         start = schedule.start
         if start is None and now is not None:
             start = now.replace(microsecond=0) + schedule.interval
-        return IntervalTrigger(
+        return SteadyIntervalTrigger(
             seconds=int(schedule.interval.total_seconds()),
             start_date=start,
             end_date=schedule.end,

@@ -15,7 +15,10 @@ class ApiDaemon(DaemonProcess):
         return str(self.wait_log(r"HTTP API on (http://127\.0\.0\.1:\d+)").group(1))
 
     def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # As the command line sends it: without a token, POSTs need a JSON content type.
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
 

@@ -103,10 +103,11 @@ async def harness(
     registry: Registry | None = None,
     kill_grace: float = 0.5,
     shutdown_grace: float = 5.0,
+    url: str | None = None,
 ) -> AsyncIterator[Harness]:
-    """A runner on a fresh store; on exit it shuts down (waiting for runs up to
-    ``shutdown_grace``), flushes the history and closes the store."""
-    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    """A runner on a fresh store (SQLite on tmp_path, or ``url``); on exit it shuts down
+    (waiting for runs up to ``shutdown_grace``), flushes the history and closes the store."""
+    store = Store(url or f"sqlite:///{tmp_path / 's.db'}")
     writer = HistoryWriter(store)
     writer.start()
     runner = Runner(

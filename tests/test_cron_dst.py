@@ -1,8 +1,9 @@
 """Cron across daylight-saving transitions (Vixie rules).
 
-A job at a fixed local time (neither minute nor hour starts with '*') runs exactly once on
-every calendar day: inside the skipped hour it runs once, right after the gap; in the repeated
-hour only the first time. A wildcard job follows real time: nothing in the gap, twice through
+A job at a fixed local time (neither minute nor hour starts with '*') runs once for each time
+it is scheduled at: a time inside the skipped hour runs right after the gap (several such
+times one second apart, in order, as cronie runs each); in the repeated hour only the first
+time. A wildcard job follows real time: nothing in the gap, twice through
 the repeated hour.
 """
 
@@ -20,10 +21,12 @@ BERLIN = ZoneInfo("Europe/Berlin")  # 2026-03-29 02:00 -> 03:00, 2026-10-25 03:0
 NEW_YORK = ZoneInfo("America/New_York")  # 2026-03-08 02:00 -> 03:00, 2026-11-01 02:00 -> 01:00
 HAVANA = ZoneInfo("America/Havana")  # 2026-03-08 (Sunday) 00:00 -> 01:00
 TEHRAN = ZoneInfo("Asia/Tehran")  # 2021-03-22 (Monday) 00:00 -> 01:00
+LORD_HOWE = ZoneInfo("Australia/Lord_Howe")  # 2026-10-04 02:00 -> 02:30
+NUUK = ZoneInfo("America/Nuuk")  # 2026-03-28 (Saturday) 23:00 -> 2026-03-29 00:00
 MINUTE = timedelta(minutes=1)
 
-SPRING = {BERLIN: date(2026, 3, 29), NEW_YORK: date(2026, 3, 8)}
-FALL = {BERLIN: date(2026, 10, 25), NEW_YORK: date(2026, 11, 1)}
+SPRING = {BERLIN: date(2026, 3, 29), NEW_YORK: date(2026, 3, 8), LORD_HOWE: date(2026, 10, 4)}
+FALL = {BERLIN: date(2026, 10, 25), NEW_YORK: date(2026, 11, 1), LORD_HOWE: date(2026, 4, 5)}
 
 
 def local(tz: tzinfo, text: str, fold: int = 0) -> datetime:
@@ -44,6 +47,9 @@ def test_the_zones_have_the_transitions_these_tests_rely_on() -> None:
     assert does_not_exist(NEW_YORK, "2026-03-08 02:30")
     assert does_not_exist(HAVANA, "2026-03-08 00:00") and date(2026, 3, 8).weekday() == 6
     assert does_not_exist(TEHRAN, "2021-03-22 00:00") and date(2021, 3, 22).weekday() == 0
+    assert does_not_exist(LORD_HOWE, "2026-10-04 02:15")
+    assert not does_not_exist(LORD_HOWE, "2026-10-04 02:30")
+    assert does_not_exist(NUUK, "2026-03-28 23:30") and date(2026, 3, 28).weekday() == 5
     for zone, text in ((BERLIN, "2026-10-25 02:30"), (NEW_YORK, "2026-11-01 01:30")):
         assert local(zone, text).utcoffset() != local(zone, text, fold=1).utcoffset()
 
@@ -79,17 +85,62 @@ def test_weekday_job_runs_once_on_every_weekday(zone: ZoneInfo) -> None:
     assert times[-1].year == 2026
 
 
-def test_a_time_inside_the_gap_runs_once_right_after_it() -> None:
+def test_each_time_inside_the_gap_runs_right_after_it_in_order() -> None:
+    # Regression (issue 14): 02:00 and 02:30 were merged into one run at 03:00.
     job = parse_cron("0,30 2 * * *")
-    times = fire_times(job, local(BERLIN, "2026-03-28 23:00"), BERLIN, 3)
+    times = fire_times(job, local(BERLIN, "2026-03-28 23:00"), BERLIN, 4)
     assert iso(times) == [
         "2026-03-29T03:00:00+02:00",
+        "2026-03-29T03:00:01+02:00",
         "2026-03-30T02:00:00+02:00",
         "2026-03-30T02:30:00+02:00",
     ]
     just_fired = local(BERLIN, "2026-03-29 03:00")
     fire = next_fire_time(parse_cron("30 2 * * *"), just_fired, BERLIN)
     assert fire is not None and fire.isoformat() == "2026-03-30T02:30:00+02:00"
+
+
+@pytest.mark.parametrize(
+    ("zone", "expression", "start", "expected"),
+    [
+        # cronie runs both: once for the skipped 02:00, once for 03:00
+        (
+            NEW_YORK,
+            "0 2,3 * * *",
+            "2026-03-07 12:00",
+            ["2026-03-08T03:00:00-04:00", "2026-03-08T03:00:01-04:00", "2026-03-09T02:00:00-04:00"],
+        ),
+        # Lord Howe moves its clocks by half an hour: 02:00 -> 02:30
+        (
+            LORD_HOWE,
+            "0,30 2 * * *",
+            "2026-10-03 12:00",
+            ["2026-10-04T02:30:00+11:00", "2026-10-04T02:30:01+11:00", "2026-10-05T02:00:00+11:00"],
+        ),
+        # Nuuk's gap is Saturday 23:00-24:00: no run on Saturday's date, one on Sunday 00:00
+        (
+            NUUK,
+            "30 23 * * *",
+            "2026-03-27 12:00",
+            ["2026-03-27T23:30:00-02:00", "2026-03-29T00:00:00-01:00", "2026-03-29T23:30:00-01:00"],
+        ),
+    ],
+)
+def test_two_scheduled_times_in_one_gap_both_run(
+    zone: ZoneInfo, expression: str, start: str, expected: list[str]
+) -> None:
+    assert iso(fire_times(parse_cron(expression), local(zone, start), zone, 3)) == expected
+
+
+def test_a_gap_full_of_runs_shares_one_minute_and_keeps_the_next() -> None:
+    times = fire_times(
+        parse_cron("0-59 2,3 * * *"), local(NEW_YORK, "2026-03-08 01:59"), NEW_YORK, 62
+    )
+    gap_and_three = [time.astimezone(UTC) for time in times[:61]]
+    start = local(NEW_YORK, "2026-03-08 03:00").astimezone(UTC)
+    assert all(earlier < later for earlier, later in pairwise(gap_and_three))
+    assert start == gap_and_three[0] and gap_and_three[-1] < start + MINUTE
+    assert times[61].isoformat() == "2026-03-08T03:01:00-04:00"
 
 
 def test_the_repeated_hour_runs_a_fixed_job_only_the_first_time() -> None:
@@ -218,19 +269,26 @@ def expected_by_scanning(expression: str, zone: ZoneInfo, day: date) -> list[str
         previous = (instant - MINUTE).astimezone(zone).replace(tzinfo=None)
         skipped = [previous + n * MINUTE for n in range(1, (naive - previous) // MINUTE)]
         first_pass = wall.fold == 0
-        if (matches(job, naive) and (first_pass or not job.fixed_time)) or (
-            job.fixed_time and any(matches(job, gap) for gap in skipped)
-        ):
-            fires.append(wall.isoformat())
+        runs = [gap for gap in skipped if job.fixed_time and matches(job, gap)]
+        if matches(job, naive) and (first_pass or not job.fixed_time):
+            runs.append(naive)
+        # each skipped time is a run of its own, a second after the one before
+        fires += [
+            (instant + n * timedelta(seconds=1)).astimezone(zone).isoformat()
+            for n in range(len(runs))
+        ]
     return fires
 
 
-@pytest.mark.parametrize("zone", [BERLIN, NEW_YORK])
+@pytest.mark.parametrize("zone", [BERLIN, NEW_YORK, LORD_HOWE])
 @pytest.mark.parametrize("when", ["spring", "fall"])
 @pytest.mark.parametrize(
     "expression",
-    ["*/10 * * * *", "30 2 * * *", "0,30 1-3 * * *", "15 * * * *", "* 2 * * *", "59 1,2 * * *"],
-)
+    [
+        "*/10 * * * *", "30 2 * * *", "0,30 1-3 * * *", "15 * * * *", "* 2 * * *",
+        "59 1,2 * * *", "0 2,3 * * *", "0,30 2 * * *", "0,15,45 1-2 * * *",
+    ],
+)  # fmt: skip
 def test_matches_the_rules_applied_minute_by_minute(
     zone: ZoneInfo, when: str, expression: str
 ) -> None:
@@ -239,3 +297,33 @@ def test_matches_the_rules_applied_minute_by_minute(
     start = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=1, minutes=1)
     times = fire_times(parse_cron(expression), start, zone, len(expected))
     assert iso(times) == expected
+
+
+CHATHAM = ZoneInfo("Pacific/Chatham")  # 2026-09-27 02:45 -> 03:45
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        (NEW_YORK, date(2026, 3, 8)),
+        (NEW_YORK, date(2026, 11, 1)),
+        (LORD_HOWE, date(2026, 10, 4)),
+        (LORD_HOWE, date(2026, 4, 5)),
+        (NUUK, date(2026, 3, 28)),
+        (CHATHAM, date(2026, 9, 27)),
+    ],
+)
+@pytest.mark.parametrize(
+    "expression", ["0 2,3 * * *", "0,30 2 * * *", "30 23 * * *", "*/7 1-3 * * *", "*/10 * * * *"]
+)
+def test_any_start_finds_the_same_runs(zone: ZoneInfo, day: date, expression: str) -> None:
+    """Fire times are a function of the schedule alone: starting anywhere (72 instants, 40
+    minutes apart, across the transition) the next run is the next one of a single chain,
+    including runs one second apart after a gap."""
+    job = parse_cron(expression)
+    first = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=1, hours=1)
+    chain = fire_times(job, first, zone, 400)
+    for step in range(72):
+        start = first + step * timedelta(minutes=40) + timedelta(seconds=step % 3)
+        expected = next(time for time in chain if time > start)
+        assert next_fire_time(job, start, zone) == expected, start

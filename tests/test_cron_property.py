@@ -5,7 +5,7 @@ Generation stays inside what Vixie cron and croniter 7 read the same way:
   a day field *starts with* '*' (so `*/2` in day-of-month means AND); croniter only treats a
   bare '*' as unrestricted and ORs `*/2` with the day of week. The AND case with `*/n` is
   pinned by the table in test_cron.py instead.
-- No `N/S` shorthand: Vixie rejects it, croniter reads it as N-max/S.
+- `N/S` is N-max/S (day-of-week: N-6/S), as croniter reads it; N stays below 7 there.
 - No one-value range like `3-3`: croniter 7 expands it to '*'.
 Day-of-week 7, `5-7` and `*/n` over 0-7 agree in both (checked by this test).
 Expressions that can never fire (Feb 30) are rejected by parse_cron and skipped.
@@ -41,10 +41,13 @@ def item(
     base: int,
     star: bool,
 ) -> str:
-    kind = draw(st.sampled_from(["number", "range", "range/step", "*/step"] if star else
-                                ["number", "range", "range/step"]))  # fmt: skip
+    kind = draw(st.sampled_from(["number", "range", "range/step", "n/step", "*/step"] if star
+                                else ["number", "range", "range/step", "n/step"]))  # fmt: skip
     if kind == "number":
         return draw(number(low, high, names))
+    if kind == "n/step":
+        start = draw(number(low, 6 if names == DAY_NAMES else high, names))
+        return f"{start}/{draw(st.integers(1, high + 5))}"  # a step past the range: start only
     if kind == "*/step":
         return f"*/{draw(st.integers(1, high))}"
     first = draw(st.integers(low, high - 1))

@@ -103,10 +103,11 @@ jobs:
     run: {type: command, command: ["true"]}
 """,
     )
-    # Keep clear of a 10-minute boundary, so no run falls due while the test watches.
-    to_boundary = 600 - time.time() % 600
-    if to_boundary < 20:
-        time.sleep(to_boundary + 1)
+    # Keep clear of a 10-minute boundary on both sides: no run may fall due while the test
+    # watches, and the latest missed time of 'too-late' must be past its 30 s grace.
+    since_boundary = time.time() % 600
+    if since_boundary < 40 or since_boundary > 580:
+        time.sleep((40 - since_boundary) % 600 + 1)
     # The store as a daemon left it an hour ago: every job's next run is long past.
     store = Store(db_url)
     went_down = datetime.now(UTC) - timedelta(hours=1)

@@ -47,7 +47,9 @@ def test_reconcile_dry_run_is_plan(run_cli: RunCli, write_jobs: WriteJobs) -> No
     write_jobs("a.yaml", simple_job("a"))
     dry = run_cli("reconcile", "--dry-run", "-o", "json")
     assert json.loads(dry.stdout)["add"] == ["a"]
-    assert json.loads(run_cli("jobs", "-o", "json").stdout) == []
+    listing = run_cli("jobs", "-o", "json")  # nothing applied: not even a store created
+    assert listing.exit_code == 1
+    assert "no store at" in listing.output
 
 
 def test_jobs_json_has_the_documented_fields(run_cli: RunCli, write_jobs: WriteJobs) -> None:

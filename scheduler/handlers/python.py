@@ -1,12 +1,22 @@
-"""The ``python`` handler: import ``package.module:function`` at run time and call it."""
+"""The ``python`` handler: import ``package.module:function`` at run time and call it.
+
+Plain functions run in threads of their own, at most ``PYTHON_THREADS`` at once, never in
+asyncio's default pool: the daemon's history writes, API and reconciles use that one, and
+six stuck jobs used to fill it and stall them all.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import importlib
 import inspect
+import sys
+import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
@@ -14,6 +24,9 @@ from pydantic import Field
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 
 REPR_LIMIT = 4096
+PYTHON_THREADS = 8  # plain functions running at once; more wait for a thread to be free
+
+_threads = threading.BoundedSemaphore(PYTHON_THREADS)
 
 FUNCTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$"
 
@@ -36,18 +49,63 @@ def resolve(reference: str) -> Any:
     return target
 
 
-async def run_python(ctx: RunContext, args: PythonArgs) -> Result:
-    """Coroutine functions run on the loop; plain ones in a worker thread (a timeout then
-    stops waiting for it, but Python cannot kill the thread: keep such functions short)."""
+async def in_job_thread(function: Callable[[], Any], name: str) -> Any:
+    """``function()`` in a daemon thread of its own once one of the ``PYTHON_THREADS`` is
+    free. Cancelled (a timeout) while it waits, it never starts; once started it runs to its
+    end, holding its thread, because Python cannot kill a thread; a thread that never
+    returns does not hold up the daemon's exit."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    abandoned = threading.Event()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(value)
+        else:
+            done.set_exception(error)
+
+    def work() -> None:
+        with _threads:
+            if abandoned.is_set():
+                return
+            value: Any = None
+            error: BaseException | None = None
+            try:
+                value = context.run(function)
+            except StopIteration as exc:  # a future cannot carry StopIteration itself
+                error = RuntimeError(f"StopIteration: {exc}")
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
     try:
-        function = resolve(args.function)
+        return await done
+    finally:
+        abandoned.set()
+
+
+async def run_python(ctx: RunContext, args: PythonArgs) -> Result:
+    """Coroutine functions run on the loop; plain ones in a thread of their own (a timeout
+    then stops waiting for it, but Python cannot kill the thread: it runs to its end)."""
+    name = f"python job {ctx.job_id}"
+    try:
+        if args.function.partition(":")[0] in sys.modules:
+            function = resolve(args.function)
+        else:  # a first import runs the module's code, which must not hold the loop
+            function = await in_job_thread(functools.partial(resolve, args.function), name)
     except (ImportError, AttributeError) as exc:
         return Result("failure", error=f"cannot import {args.function}: {exc}")
     try:
         if inspect.iscoroutinefunction(function):
             value = await function(**args.kwargs)
         else:
-            value = await asyncio.to_thread(functools.partial(function, **args.kwargs))
+            call = functools.partial(function, **args.kwargs)
+            value = await in_job_thread(call, name)
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
