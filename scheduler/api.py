@@ -32,6 +32,7 @@ from scheduler.history import list_runs
 from scheduler.http_guard import RequestGuard, is_loopback
 from scheduler.lookup import RunNotFound, find_run, job_detail
 from scheduler.metrics import CONTENT_TYPE, Metrics
+from scheduler.remote_plan import SPECS_PER_REQUEST, stored_index, stored_specs
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
 from scheduler.store import Store
@@ -280,6 +281,33 @@ async def _plan(control: Control, apply: bool) -> dict[str, Any]:
 async def get_plan(control: Ctl) -> dict[str, Any]:
     """What a reconcile would change now; changes nothing."""
     return await _plan(control, apply=False)
+
+
+class StoreIndex(BaseModel):
+    jobs: dict[str, dict[str, Any]] = Field(
+        description="every stored job's fingerprint, source and operator pause, by id"
+    )
+
+
+class SpecsIn(BaseModel):
+    ids: list[str] = Field(max_length=SPECS_PER_REQUEST)
+
+
+class SpecsOut(BaseModel):
+    specs: dict[str, dict[str, Any]]
+
+
+@router.get("/store/jobs", response_model=StoreIndex)
+async def get_store_index(control: Ctl) -> dict[str, Any]:
+    """What `scheduler --url URL plan` needs to plan the caller's own files against this
+    store (it plans locally, like `kubectl diff -f`); changes nothing."""
+    return {"jobs": await asyncio.to_thread(stored_index, control.store)}
+
+
+@router.post("/store/specs", response_model=SpecsOut)
+async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
+    """The stored specs of the given job ids (unknown ids left out); changes nothing."""
+    return {"specs": await asyncio.to_thread(stored_specs, control.store, body.ids)}
 
 
 @router.post(

@@ -7,14 +7,13 @@ holder with this epoch and has not expired on the database's clock; the row is l
 ``FOR SHARE`` so a takeover waits for the claim to commit, or the claim sees the new holder.
 A unique index on ``claim`` refuses a second start of the same try. A single-host daemon
 (``HostLeadership``) keeps the runner's in-memory guard and batched writes instead.
-Callers: ``daemon`` (hands ``FencedClaims.claim`` to the runner; ``interrupt_dead``).
+Callers: ``daemon`` (hands ``FencedClaims.claim`` to the runner).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -89,21 +88,3 @@ class FencedClaims:
             owner = conn.execute(self._owner, {"claim": params["claim"]}).scalar()
         return owner == params["run_id"]
 
-
-def interrupt_dead(store: Store, epoch: int, now: float | None = None) -> int:
-    """Runs left ``running`` by leaders before ``epoch`` (whose lease is gone, since this
-    one holds it) will never be finished by them: say so. Rows without an epoch were
-    written before replicas, or by a single-host daemon that has stopped."""
-    runs = store.runs
-    with store.write() as conn:
-        result = conn.execute(
-            runs.update()
-            .where(runs.c.outcome == "running")
-            .where((runs.c.epoch.is_(None)) | (runs.c.epoch < epoch))
-            .values(
-                outcome="interrupted",
-                finished_at=now or time.time(),
-                error="the scheduler running it stopped or lost its lease during the run",
-            )
-        )
-    return int(result.rowcount or 0)

@@ -247,10 +247,14 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
 def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output: str) -> None:
     """Show what `reconcile` would change in the store, changing nothing.
 
+    With --url, the local jobs dir is validated here and diffed against the daemon's store
+    (like `kubectl diff -f`).
+
     \b
     Example:
       scheduler plan
       scheduler plan --detailed-exitcode -o json   # exit 2 when the store has drifted
+      scheduler --url https://scheduler.internal plan --detailed-exitcode   # in CI
     """
     from scheduler.service import plan_for
 

@@ -28,9 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler import control, handoff
 from scheduler.apply import RUNNER_REF, set_operator_pause
-from scheduler.claims import FencedClaims, interrupt_dead
+from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
-from scheduler.history import HistoryWriter
+from scheduler.history import HistoryWriter, mark_lost_runs
 from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
@@ -312,16 +312,16 @@ class Daemon:
         assert self.scheduler is not None and self.runner is not None
         self.fence = fence
         try:
-            interrupted = await asyncio.to_thread(interrupt_dead, self.store, fence.epoch)
+            lost = await asyncio.to_thread(mark_lost_runs, self.store, before_epoch=fence.epoch)
         except SQLAlchemyError as exc:
             if isinstance(self.leadership, HostLeadership):
                 raise  # a store this daemon cannot write: say so and stop (as before replicas)
             log.warning("runs of earlier leaders not marked interrupted yet: %s", exc)
-            interrupted = 0
-        if interrupted:
+            lost = []
+        if lost:
             log.warning(
                 "%d run(s) were left running by a crash or an earlier leader: marked interrupted",
-                interrupted,
+                len(lost),
             )
         first = not self.scheduler.running
         with suppress(Exception):  # housekeeping only: never a reason not to lead
@@ -329,6 +329,7 @@ class Daemon:
         self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
         await self.reconcile("start-up" if first else "took the lead")
         self._reload_specs()
+        self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
         if first:
             release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
             self.scheduler.start()
@@ -343,13 +344,13 @@ class Daemon:
         )
         watch = asyncio.create_task(self._watch_store())
         stop = asyncio.create_task(self.stop_event.wait())
-        lost = asyncio.create_task(self.leadership.lost.wait())
+        deposed = asyncio.create_task(self.leadership.lost.wait())
         try:
-            await asyncio.wait({stop, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({stop, deposed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (watch, stop, lost):
+            for task in (watch, stop, deposed):
                 task.cancel()
-            await asyncio.gather(watch, stop, lost, return_exceptions=True)
+            await asyncio.gather(watch, stop, deposed, return_exceptions=True)
         if not self.stop_event.is_set():
             self.scheduler.pause()  # the claim refuses anything already on its way
             self.fence = None

@@ -131,7 +131,7 @@ class Runner:
                 self.recent.popitem(last=False)
             late = now - run_time.timestamp()
             if grace is not None and late > grace:
-                self._record(
+                self._record_no_try(
                     job_id,
                     run_time,
                     "missed",
@@ -152,14 +152,14 @@ class Runner:
             return "not declared"
         running = self.active.setdefault(job_id, [])
         if running and spec.concurrency == "forbid":
-            return self._record(
+            return self._record_no_try(
                 job_id,
                 scheduled,
                 "skipped",
                 "the previous run is still running (concurrency: forbid)",
             )
         if spec.concurrency == "allow" and len(running) >= spec.max_instances:
-            return self._record(
+            return self._record_no_try(
                 job_id, scheduled, "skipped", f"{len(running)} run(s) still running (max_instances)"
             )
         if spec.concurrency == "replace":
@@ -172,7 +172,9 @@ class Runner:
         active.task = self._spawn(self._run(active, spec, [scheduled, *later]))
         return None
 
-    def _record(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
+    def _record_no_try(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
+        """A due run that never started (missed, skipped): recorded, and its job's failure
+        notifiers told."""
         now = self.clock()
         record = RunRecord(
             new_run_id(),
@@ -192,7 +194,14 @@ class Runner:
             error,
             extra={"event": "run", "job_id": job_id, "run_id": record.run_id, "outcome": outcome},
         )
+        self._notify_final(self.spec(job_id), record)
         return error
+
+    def notify_lost(self, records: Iterable[RunRecord]) -> None:
+        """Runs a crashed daemon left running, now recorded ``interrupted``: told once, by
+        the daemon that marked them (a later start finds them finished)."""
+        for record in records:
+            self._notify_final(self.spec(record.job_id), record)
 
     def _tell(self, record: RunRecord) -> None:
         for listener in self.listeners:
@@ -274,6 +283,7 @@ class Runner:
             record.outcome = "interrupted"
             result = Result("failure", error=active.stop_reason or "cancelled")
             self._finish(record, result)
+            self._notify_final(spec, record)
             raise
         except Exception as exc:  # a handler bug must not take the scheduler down
             result = Result("failure", error="".join(traceback.format_exception(exc)))
@@ -313,6 +323,13 @@ class Runner:
         )
 
     # -- notifications -----------------------------------------------------------------
+    def _notify_final(self, spec: JobSpec | None, record: RunRecord) -> None:
+        """A run that did not run (missed, skipped) or did not finish (interrupted): a
+        failure no retry follows, so both failure lists hear of it (README: Notifications)."""
+        if spec is not None:
+            self._notify(spec.on_failure, "on_failure", record)
+            self._notify(spec.on_permanent_failure, "on_permanent_failure", record)
+
     def _notify(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         if notifiers:
             self._spawn(self._send(notifiers, kind, record))
@@ -383,6 +400,9 @@ class Runner:
                     other.cancel()
             if still:
                 await asyncio.wait(still, timeout=self.kill_grace + 10)
+        notifying = [t for t in self.tasks if not t.done()]  # told of the runs just stopped
+        if notifying:
+            await asyncio.wait(notifying, timeout=self.kill_grace + 10)
         await self.writer.close()
 
 

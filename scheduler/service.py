@@ -32,9 +32,12 @@ WORKERS = min(4, os.cpu_count() or 1)  # the command line parses many files in p
 
 
 def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
-    """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed)."""
+    """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed).
+    With ``--url``, the local files are planned against the daemon's store."""
     if settings.api_url:
-        return dict(call(settings.api_url, "GET", "/plan")["details"])
+        from scheduler.remote_plan import plan_remote
+
+        return plan_remote(settings, allow_empty=allow_empty)
     # No store yet: plan against an empty one in memory (planning creates no file).
     store = Store(settings.db if store_exists(settings.db) else "sqlite://")
     try:

@@ -189,11 +189,15 @@ class JobSpec(Strict):
         default_factory=dict
     )
     on_failure: list[RunSpec] = Field(
-        default_factory=list, description="run after each failed or timed-out try"
+        default_factory=list,
+        description="run after each failed or timed-out try, and for a run missed, skipped "
+        "or interrupted",
     )
     on_success: list[RunSpec] = Field(default_factory=list, description="run after a success")
     on_permanent_failure: list[RunSpec] = Field(
-        default_factory=list, description="run once the last retry has failed"
+        default_factory=list,
+        description="run once the last retry has failed, and for a run missed, skipped or "
+        "interrupted",
     )
 
     @model_validator(mode="after")
