@@ -214,10 +214,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--lead", type=float, default=25.0)
     parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--parts", default="failover,idle,lag", help="which measures to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     print(f"machine: {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"lease {args.lease:g} s\n")
 
+    if "failover" in parts:
+        failover(args)
+    if "idle" in parts:
+        idle(args)
+    if "lag" in parts:
+        lag(args)
+
+
+def failover(args: argparse.Namespace) -> None:
     killed, frozen = fail_over(args.lease, args.kills, args.freezes)
     print(
         f"1. fail-over after kill -9 ({len(killed)}): p50 {pct(killed, 50):.2f} s, "
@@ -228,6 +239,8 @@ def main() -> None:
         f"max {max(frozen):.2f} s"
     )
 
+
+def idle(args: argparse.Namespace) -> None:
     one = idle_cost(args.lease, 1, args.window)
     three = idle_cost(args.lease, 3, args.window)
     print(
@@ -235,6 +248,8 @@ def main() -> None:
         f"(each standby ~{(three - one) / 2:.2f})"
     )
 
+
+def lag(args: argparse.Namespace) -> None:
     lag1 = fire_lag(args.lease, 1, args.jobs, args.lead)
     lag3 = fire_lag(args.lease, 3, args.jobs, args.lead)
     ratio = pct(lag3, 99) / pct(lag1, 99)

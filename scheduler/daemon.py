@@ -293,6 +293,8 @@ class Daemon:
                 await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
             self.fence = None
+            if not isinstance(self.leadership, HostLeadership):
+                await self.leadership.release()  # a standby leads now, not after our runs
             await self.runner.shutdown(self.shutdown_grace)
             self.store.close()
             log.info("stopped")

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from scheduler import handoff
 from scheduler.apply import set_operator_pause
 from scheduler.client import call
-from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
+from scheduler.control import RuntimePaths, StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
 from scheduler.history import last_runs, list_runs
 from scheduler.reconciler import reconcile
@@ -57,10 +57,8 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     lock = WriterLock(paths.lock)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while not lock.acquire():
-        ping = ask(paths.socket, {"op": "ping"})
-        if ping is not None:
-            _same_jobs_dir(settings, unwrap(ping))
-            return unwrap(ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty}) or {})
+        if (delegated := _ask_local_daemon(settings, paths, allow_empty)) is not None:
+            return delegated
         if time.monotonic() > deadline:  # another `reconcile` that is not a daemon
             raise StoreBusy(
                 f"the store is locked by process {lock.holder()} ({paths.lock}) and no daemon "
@@ -70,13 +68,28 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     try:
         store = Store(settings.db)
         try:
-            _no_remote_leader(store)
+            if handoff.live_leader(store) is not None:
+                # Replicas hold no host lock: a daemon here (leader or standby) still acts.
+                if (delegated := _ask_local_daemon(settings, paths, allow_empty)) is not None:
+                    return delegated
+                _no_remote_leader(store)
             result = reconcile(store, settings.jobs_dir, allow_empty=allow_empty, workers=WORKERS)
         finally:
             store.close()
     finally:
         lock.release()
     return plan_details(result.plan, applied=result.applied)
+
+
+def _ask_local_daemon(
+    settings: Settings, paths: RuntimePaths, allow_empty: bool
+) -> dict[str, Any] | None:
+    """Have the daemon on this host's socket reconcile; None when none answers."""
+    ping = ask(paths.socket, {"op": "ping"})
+    if ping is None:
+        return None
+    _same_jobs_dir(settings, unwrap(ping))
+    return unwrap(ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty}) or {})
 
 
 def _no_remote_leader(store: Store) -> None:

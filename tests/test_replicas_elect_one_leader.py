@@ -4,6 +4,8 @@ all come up and exactly one leads; a standby serves the API and what it is asked
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import WriteJobs
-from tests.daemon_helpers import wait_for
+from tests.daemon_helpers import daemon_env, scheduler_argv, wait_for
 from tests.replica_helpers import Replica, replicas
 
 TICKER = """\
@@ -96,3 +98,22 @@ def test_a_standby_pauses_and_triggers_through_the_leader(
         write_jobs("b.yaml", TICKER.replace("tick", "tock").replace("report", "other"))
         leader.wait_log(r"\+ tock", timeout=30)
         standby.wait_log(r"left to the leader: this replica stands by", timeout=30)
+
+        # `scheduler reconcile` on a replica's host goes through it (to the leader)...
+        here = standby.cli("reconcile")
+        assert here.returncode == 0, here.stderr
+        assert "No changes" in here.stdout
+        # ...and from a host with no daemon it names the leader and the URL to use.
+        elsewhere = subprocess.run(
+            scheduler_argv(jobs_dir, group.url, "reconcile"),
+            env=daemon_env(Path(tempfile.mkdtemp(prefix="sr-cli-"))),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert elsewhere.returncode == 1
+        assert elsewhere.stderr.strip().endswith(
+            "leads this store and reconciles its own jobs dir: reconcile through it with "
+            f"`scheduler --url {leader.base_url} reconcile`, or run `scheduler reconcile` on "
+            "that host"
+        )
