@@ -36,7 +36,7 @@ class Replicas:
         self.jobs_dir, self.url, self.tmp_path, self.lease = jobs_dir, url, tmp_path, lease
         self.all: list[Replica] = []
 
-    def start(self, *extra: str) -> Replica:
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> Replica:
         runtime = Path(tempfile.mkdtemp(prefix="sr-"))
         log = self.tmp_path / f"replica-{len(self.all)}.log"
         replica = Replica(
@@ -45,6 +45,7 @@ class Replicas:
             runtime,
             log,
             ("--http", "127.0.0.1:0", "--lease", self.lease, *extra),
+            env,
         )
         self.all.append(replica)
         return replica

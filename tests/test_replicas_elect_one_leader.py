@@ -11,10 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import WriteJobs
 from tests.daemon_helpers import daemon_env, scheduler_argv, wait_for
 from tests.replica_helpers import Replica, replicas
+from tests.test_daemon_runs_both_times_in_a_dst_gap import LIBFAKETIME
 
 TICKER = """\
 jobs:
@@ -117,3 +119,22 @@ def test_a_standby_pauses_and_triggers_through_the_leader(
             f"`scheduler --url {leader.base_url} reconcile`, or run `scheduler reconcile` on "
             "that host"
         )
+
+
+def test_a_replica_whose_clock_is_an_hour_ahead_does_not_take_a_live_lease(
+    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, pg_database: Callable[[], str]
+) -> None:
+    """The lease expires on the database's clock: a host clock an hour ahead (libfaketime)
+    must not make a standby believe the leader's lease ran out."""
+    if LIBFAKETIME is None:  # scripts/test installs it: a missing library fails, never skips
+        pytest.fail("libfaketime is not installed: run scripts/test, or apt-get install faketime")
+    write_jobs("a.yaml", TICKER)
+    with replicas(jobs_dir, pg_database(), tmp_path) as group:
+        leader = group.start()
+        leader.wait_log(r"scheduler running", timeout=30)
+        ahead = group.start(env={"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": "+1h"})
+        ahead.wait_log(r"standing by", timeout=30)
+        time.sleep(3 * 2)  # three leases of 2 s
+        (row,) = group.sql("SELECT holder, epoch FROM scheduler_lease")
+        assert (int(row.holder.split(":")[1]), row.epoch) == (leader.proc.pid, 1)
+        assert ahead.role() == "standby" and "scheduler running" not in ahead.log()
