@@ -30,6 +30,7 @@ from scheduler import __version__
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
 from scheduler.http_guard import RequestGuard, is_loopback
+from scheduler.jobpage import FIRES, page_context, visible
 from scheduler.lookup import RunNotFound, find_run, job_detail
 from scheduler.metrics import CONTENT_TYPE, Metrics
 from scheduler.remote_plan import SPECS_PER_REQUEST, stored_index, stored_specs
@@ -93,6 +94,10 @@ class Job(BaseModel):
     source: str
     last_outcome: str | None
     last_run_time: str | None
+    # Only for jobs that declare expect (absent otherwise, as in `scheduler jobs -o json`).
+    expect: str | None = Field(default=None, description="expect.succeeds_within")
+    last_success_time: str | None = None
+    overdue: bool | None = Field(default=None, description="no success within expect's window")
 
 
 class JobDetail(Job):
@@ -111,11 +116,16 @@ class Run(BaseModel):
     scheduled_time: str | None
     started_at: str
     finished_at: str | None
-    outcome: str
+    outcome: str = Field(
+        description="running, success, failure, timeout, interrupted, skipped, missed, or "
+        "sent (handed to Celery without a result backend)"
+    )
     exit_code: int | None
     attempt: int
     output_tail: str | None
     error: str | None
+    task_id: str | None = Field(default=None, description="the Celery task id, if handed over")
+    worker: str | None = Field(default=None, description="the Celery worker that ran it")
 
 
 class Action(BaseModel):
@@ -183,16 +193,34 @@ def _find(control: Control, job_id: str) -> dict[str, Any]:
     return found[0]
 
 
-@router.get("/jobs", response_model=Jobs)
-async def get_jobs(control: Ctl) -> dict[str, Any]:
+@router.get("/jobs", response_model=Jobs, response_model_exclude_unset=True)
+async def get_jobs(
+    control: Ctl,
+    overdue: Annotated[
+        bool | None, Query(description="only jobs that are (true) or are not (false) overdue")
+    ] = None,
+) -> dict[str, Any]:
     listing = await asyncio.to_thread(list_jobs, control.store)
+    if overdue is not None:
+        listing = [job for job in listing if job.get("overdue", False) is overdue]
     return {"jobs": listing, "total": len(listing)}
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetail)
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobDetail,
+    response_model_exclude_unset=True,
+    responses={200: {"content": {"text/html": {}}, "description": "HTML for Accept: text/html"}},
+)
 async def get_job(
-    control: Ctl, job_id: str, fires: Annotated[int, Query(ge=0, le=100)] = 5
-) -> dict[str, Any]:
+    control: Ctl,
+    job_id: str,
+    request: Request,
+    fires: Annotated[int, Query(ge=0, le=100)] = 5,
+) -> Any:
+    """The job as JSON, or its page when the client asks for HTML (a browser)."""
+    if "text/html" in request.headers.get("accept", ""):
+        return await job_page(control, job_id)
     try:
         return await asyncio.to_thread(job_detail, control.store, job_id, fires)
     except JobNotFound:
@@ -371,6 +399,7 @@ def _when(iso: str | None) -> str:
 
 
 _pages.filters["when"] = _when
+_pages.filters["visible"] = visible
 
 
 STRIP_RUNS = 20  # per job on the status page
@@ -378,11 +407,11 @@ STRIP_SCAN = 5000  # newest runs looked at to fill the strips
 
 
 def _strips(store: Store) -> dict[str, list[dict[str, Any]]]:
-    """Each job's newest runs, oldest last: outcome and start only. Output tails are never
+    """Each job's newest runs, oldest last: outcome, start, Celery task. Output tails are never
     read for the page (5,000 of them, 64 KiB each, made 20 loads peak at 1.9 GB)."""
     runs = store.runs
     query = (
-        select(runs.c.job_id, runs.c.outcome, runs.c.started_at)
+        select(runs.c.job_id, runs.c.outcome, runs.c.started_at, runs.c.task_id, runs.c.worker)
         .order_by(runs.c.started_at.desc(), runs.c.attempt.desc())
         .limit(STRIP_SCAN)
     )
@@ -392,14 +421,22 @@ def _strips(store: Store) -> dict[str, list[dict[str, Any]]]:
             strip = strips.setdefault(row.job_id, [])
             if len(strip) < STRIP_RUNS:
                 started = datetime.fromtimestamp(row.started_at, UTC).isoformat()
-                strip.append({"outcome": row.outcome, "started_at": started})
+                strip.append(
+                    {
+                        "outcome": row.outcome,
+                        "started_at": started,
+                        "task_id": row.task_id,  # a Celery run's, shown with its last run
+                        "worker": row.worker,
+                    }
+                )
     return strips
 
 
 def _render_status(control: Control) -> str:
     strips = _strips(control.store)
+    jobs = sorted(list_jobs(control.store), key=lambda job: not job.get("overdue"))  # stable
     page: str = _pages.get_template("status.html").render(
-        jobs=list_jobs(control.store),
+        jobs=jobs,
         strips=strips,
         reconcile=control.last_reconcile,
         version=__version__,
@@ -407,6 +444,21 @@ def _render_status(control: Control) -> str:
         role=_role(control),
     )
     return page
+
+
+def _render_job(control: Control, job_id: str) -> str:
+    try:
+        detail = job_detail(control.store, job_id, FIRES)
+    except JobNotFound:
+        raise HTTPException(404, f"no job '{job_id}': GET /jobs lists them") from None
+    page: str = _pages.get_template("job.html").render(**page_context(control.store, detail))
+    return page
+
+
+@router.get("/ui/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(control: Ctl, job_id: str) -> HTMLResponse:
+    """One job for people: as declared, next fire times, last 50 runs, a duration chart."""
+    return HTMLResponse(await asyncio.to_thread(_render_job, control, job_id))
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -160,6 +160,7 @@ def summary(job: DeclaredJob) -> dict[str, Any]:
         "paused": canonical["paused"],
         "end": schedule.end.timestamp() if schedule.end else None,
         "description": canonical["description"],
+        "expect": job.spec.expect.succeeds_within.total_seconds() if job.spec.expect else None,
     }
 
 

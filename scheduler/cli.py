@@ -435,7 +435,7 @@ def trigger(settings: Settings, job_id: str, output: str) -> None:
             _say(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
         else:
             _say(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
-    if result.get("outcome") not in (None, "success") or not result["started"]:
+    if result.get("outcome") not in (None, "success", "sent") or not result["started"]:
         sys.exit(1)
 
 
@@ -568,9 +568,9 @@ def logs(settings: Settings, run_id: str, output: str) -> None:
     else:
         if run["output_tail"]:
             _say(run["output_tail"].rstrip("\n"))
-        if run["error"] and run["outcome"] != "success":
+        if run["error"] and run["outcome"] not in ("success", "sent"):
             _say(f"{run['job_id']} {run['outcome']}: {run['error'].strip()}", err=True)
-    if run["outcome"] != "success":
+    if run["outcome"] not in ("success", "sent"):
         sys.exit(1)
 
 

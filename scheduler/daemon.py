@@ -30,10 +30,12 @@ from scheduler import control, handoff
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
+from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, mark_lost_runs
 from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
+from scheduler.overdue import OverdueWatch
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner, RunnerExecutor
@@ -214,6 +216,7 @@ class Daemon:
         self.store_file: StoreFile | None = None
         self.writer: HistoryWriter | None = None
         self.last_reconcile: dict[str, Any] = {}
+        self.overdue: OverdueWatch | None = None
 
     async def run(self) -> None:
         address = f"http://{self.http[0]}:{self.http[1]}" if self.http else None
@@ -224,6 +227,7 @@ class Daemon:
             self.leadership.hold()
         try:
             self.store = Store(self.settings.db)
+            self.store.probe_write()
             if isinstance(self.leadership, HostLeadership):
                 await self.leadership.acquire(self.stop_event)
             await self._serve()
@@ -249,14 +253,12 @@ class Daemon:
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
+        freshness: asyncio.Task[None] | None = None
         file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
-            if http is not None and self.http is not None:  # where a CLI elsewhere reaches us
-                host = self.http[0]
-                host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
-                self.leadership.address = f"http://{host}:{http.bound_port()}"
+            self._advertise(http)
             # Watch before the start-up reconcile reads the files, or a file saved while it
             # runs is seen by neither until the next change. awatch sets its inotify watches
             # before its first await, so one pass of the event loop is enough.
@@ -269,11 +271,8 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             server = await control.serve(self.paths.socket, self.handle)
-            while not self.stop_event.is_set():
-                fence = await self._wait_to_lead()
-                if fence is None:
-                    break
-                await self._lead(fence)
+            freshness = asyncio.create_task(self._watch_freshness())
+            await self._lead_until_stopped()
         finally:
             log.info("stopping")
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -284,11 +283,10 @@ class Daemon:
             if http is not None:
                 http.should_exit = True
                 await asyncio.gather(self.http_task or asyncio.sleep(0), return_exceptions=True)
-            if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
-            file_watch.cancel()
-            await asyncio.gather(file_watch, return_exceptions=True)
+            for task in (watcher, freshness, file_watch):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if self.scheduler.running:
                 await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
@@ -298,6 +296,21 @@ class Daemon:
             await self.runner.shutdown(self.shutdown_grace)
             self.store.close()
             log.info("stopped")
+
+    def _advertise(self, http: ApiServer | None) -> None:
+        """Where a command line elsewhere reaches this replica's API (in the lease row)."""
+        if http is not None and self.http is not None:
+            host = self.http[0]
+            host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+            self.leadership.address = f"http://{host}:{http.bound_port()}"
+
+    async def _lead_until_stopped(self) -> None:
+        """Stand by until this replica leads, lead until deposed, and again, until stopped."""
+        while not self.stop_event.is_set():
+            fence = await self._wait_to_lead()
+            if fence is None:
+                return
+            await self._lead(fence)
 
     async def _wait_to_lead(self) -> Fence | None:
         waiting = asyncio.create_task(self.leadership.acquire(self.stop_event))
@@ -420,6 +433,20 @@ class Daemon:
             return {}  # one daemon per store: nothing to tell
         status: dict[str, Any] = leadership.status()
         return status
+
+    async def _watch_freshness(self) -> None:
+        self.overdue = OverdueWatch(self.store, self._on_overdue)
+        self.metrics.watch_freshness(self.overdue.samples)
+        await self.overdue.run(self.stop_event)
+
+    def _on_overdue(self, job_id: str, state: Freshness, now: float) -> None:
+        if self.runner is None or self.fence is None:  # only the leader notifies
+            return
+        since = datetime.fromtimestamp(state.since, UTC).isoformat(timespec="seconds")
+        last = f"last success {since}" if state.last_success else f"none since {since}"
+        self.runner.notify_overdue(
+            job_id, f"overdue: no success within {state.window:g}s ({last})", now
+        )
 
     def unhealthy(self) -> str | None:
         if self.fence is None and self.leadership.error:

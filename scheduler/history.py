@@ -53,6 +53,8 @@ HISTORY_FIELDS = (
     "attempt",
     "output_tail",
     "error",
+    "task_id",
+    "worker",
 )
 
 
@@ -68,6 +70,8 @@ class RunRecord:
     exit_code: int | None = None
     output_tail: str | None = None
     error: str | None = None
+    task_id: str | None = None  # the id of the work in another system (a Celery task)
+    worker: str | None = None  # the host that ran it there
 
     def row(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in HISTORY_FIELDS}

@@ -454,6 +454,12 @@ def _merge_defaults(
             doc.redirects[(*loc, "schedule", "timezone")] = ("defaults", key)
         elif key == "labels" and isinstance(merged.get("labels"), dict):
             merged["labels"] = {**value, **merged["labels"]}
+        elif key == "celery":
+            run = merged.get("run")
+            if isinstance(run, dict) and run.get("type") == "celery":
+                merged["run"] = {**value, **run}
+                for name in value.keys() - run.keys():
+                    doc.redirects[(*loc, "run", name)] = ("defaults", key, name)
         elif key not in merged:
             merged[key] = value
             doc.redirects[(*loc, key)] = ("defaults", key)

@@ -57,6 +57,33 @@ class _RoleGauges(Collector):
             )
 
 
+FreshnessSamples = Callable[[], list[tuple[str, float | None, bool]]]
+
+
+class _FreshnessGauges(Collector):
+    """Per-job gauges, only for jobs that declare ``expect`` (a bounded, chosen set)."""
+
+    def __init__(self, samples: FreshnessSamples) -> None:
+        self.samples = samples
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        last = GaugeMetricFamily(
+            "scheduler_job_last_success_timestamp_seconds",
+            "When the job last succeeded (0: never), for jobs with expect",
+            labels=["job"],
+        )
+        overdue = GaugeMetricFamily(
+            "scheduler_job_overdue",
+            "1 while the job has not succeeded within its expect window",
+            labels=["job"],
+        )
+        for job, success, is_overdue in self.samples():
+            last.add_metric([job], success or 0.0)
+            overdue.add_metric([job], 1.0 if is_overdue else 0.0)
+        yield last
+        yield overdue
+
+
 class Metrics:
     def __init__(
         self,
@@ -132,6 +159,9 @@ class Metrics:
         self.reconcile_ok.set(1 if ok else 0)
         if not ok:
             self.reconcile_errors.inc()
+
+    def watch_freshness(self, samples: FreshnessSamples) -> None:
+        self.registry.register(_FreshnessGauges(samples))
 
     def render(self) -> bytes:
         self._drain()

@@ -81,6 +81,14 @@ def plan_text(details: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _last_run(job: dict[str, Any]) -> str:
+    text = f"{job['last_outcome']} {job['last_run_time']}" if job["last_outcome"] else "-"
+    if job.get("overdue"):
+        success = job.get("last_success_time") or "never"
+        text = f"OVERDUE (expect success within {job['expect']}; last {success}) {text}"
+    return text
+
+
 def jobs_text(jobs: list[dict[str, Any]]) -> str:
     if not jobs:
         return "no jobs in the store: run `scheduler reconcile`"
@@ -95,7 +103,7 @@ def jobs_text(jobs: list[dict[str, Any]]) -> str:
                 job["handler"],
                 job["next_run_time"] or ("-" if job["paused"] else job["state"]),
                 paused,
-                f"{job['last_outcome']} {job['last_run_time']}" if job["last_outcome"] else "-",
+                _last_run(job),
                 job["source"],
             )
         )
@@ -118,13 +126,16 @@ def history_text(runs: list[dict[str, Any]], output_lines: int | None = 3) -> st
             f"{run['started_at']}  {run['job_id']}  {run['outcome']}  exit={code}  "
             f"try={run['attempt']}  finished={run['finished_at'] or '-'}  run={run['run_id']}"
         )
+        if run.get("task_id"):
+            worker = safe_text(run.get("worker") or "(not known yet)")
+            lines.append(f"    task {safe_text(run['task_id'])} on {worker}")
         # Escaped before it is split: a carriage return or a form feed is shown, not a break.
         output = safe_text(run["output_tail"] or "").strip()
         tail = output.split("\n") if output else []
         if output_lines is not None:
             tail = tail[-output_lines:] if output_lines else []
         lines.extend(f"    | {line}" for line in tail)
-        if run["error"] and run["outcome"] != "success":
+        if run["error"] and run["outcome"] not in ("success", "sent"):
             last = safe_text(run["error"]).strip().rsplit("\n", 1)[-1]
             lines.append(f"    ! {last}")
     return "\n".join(lines)

@@ -43,6 +43,7 @@ def new_run_id() -> str:
 
 
 RECENT_LIMIT = 50_000
+SUCCEEDED = ("success", "sent")  # ``sent``: handed over, no outcome to wait for; not retried
 
 
 class NotClaimed(Exception):
@@ -232,7 +233,7 @@ class Runner:
         tries = spec.retries.attempts + 1
         for attempt in range(1, tries + 1):
             record = await self._try(active, spec, scheduled, attempt)
-            if record.outcome == "success":
+            if record.outcome in SUCCEEDED:
                 return
             if attempt == tries:
                 self._notify(spec.on_permanent_failure, "on_permanent_failure", record)
@@ -268,6 +269,7 @@ class Runner:
             kill_grace=self.kill_grace,
             timeout=timeout,
         )
+        ctx.announce = lambda: self._announce(record, ctx)
         deadline = asyncio.timeout(timeout)
         try:
             assert handler.run is not None
@@ -275,26 +277,35 @@ class Runner:
                 result = await handler.run(ctx, spec.run)
         except TimeoutError as exc:
             if deadline.expired() and spec.timeout is not None:
-                result = Result("failure", error=f"timed out after {format_duration(spec.timeout)}")
+                error = f"timed out after {format_duration(spec.timeout)}"
+                result = Result("failure", error=_noted(error, ctx))
                 record.outcome = "timeout"
             else:  # the handler's own TimeoutError, not the job's timeout
                 result = Result("failure", error="".join(traceback.format_exception(exc)))
         except asyncio.CancelledError:
             record.outcome = "interrupted"
-            result = Result("failure", error=active.stop_reason or "cancelled")
-            self._finish(record, result)
+            result = Result("failure", error=_noted(active.stop_reason or "cancelled", ctx))
+            self._finish(record, result, ctx)
             self._notify_final(spec, record)
             raise
         except Exception as exc:  # a handler bug must not take the scheduler down
             result = Result("failure", error="".join(traceback.format_exception(exc)))
-        self._finish(record, result)
-        notifiers = spec.on_success if record.outcome == "success" else spec.on_failure
-        self._notify(
-            notifiers, "on_success" if record.outcome == "success" else "on_failure", record
-        )
+        self._finish(record, result, ctx)
+        succeeded = record.outcome in SUCCEEDED
+        notifiers = spec.on_success if succeeded else spec.on_failure
+        self._notify(notifiers, "on_success" if succeeded else "on_failure", record)
         return record
 
-    def _finish(self, record: RunRecord, result: Result) -> None:
+    def _announce(self, record: RunRecord, ctx: RunContext) -> None:
+        """The handler learnt where its work runs (a Celery task id, a worker): show it on
+        the running row."""
+        record.task_id, record.worker = ctx.task_id, ctx.worker
+        if record.outcome == "running":
+            self.writer.finished(record)
+
+    def _finish(self, record: RunRecord, result: Result, ctx: RunContext | None = None) -> None:
+        if ctx is not None:
+            record.task_id, record.worker = ctx.task_id, ctx.worker
         if record.outcome == "running":
             record.outcome = result.outcome
         record.finished_at = self.clock()
@@ -323,6 +334,16 @@ class Runner:
         )
 
     # -- notifications -----------------------------------------------------------------
+    def notify_overdue(self, job_id: str, error: str, now: float) -> bool:
+        """Run the job's ``on_overdue`` list (the daemon's freshness watch calls this once
+        per lapse). The notifiers see outcome ``overdue`` and the reason as the error."""
+        spec = self.spec(job_id)
+        if spec is None or not spec.on_overdue:
+            return False
+        record = RunRecord(new_run_id(), job_id, None, now, 0, "overdue", now, None, None, error)
+        self._notify(spec.on_overdue, "on_overdue", record)
+        return True
+
     def _notify_final(self, spec: JobSpec | None, record: RunRecord) -> None:
         """A run that did not run (missed, skipped) or did not finish (interrupted): a
         failure no retry follows, so both failure lists hear of it (README: Notifications)."""
@@ -347,6 +368,8 @@ class Runner:
             "started_at": _iso(record.started_at),
             "finished_at": _iso(record.finished_at),
             "output_tail": record.output_tail,
+            "task_id": record.task_id,
+            "worker": record.worker,
         }
         env = {
             "SCHEDULER_EVENT": kind,
@@ -404,6 +427,10 @@ class Runner:
         if notifying:
             await asyncio.wait(notifying, timeout=self.kill_grace + 10)
         await self.writer.close()
+
+
+def _noted(error: str, ctx: RunContext) -> str:
+    return f"{error}; {ctx.stop_note}" if ctx.stop_note else error
 
 
 def _iso(ts: float | None) -> str | None:

@@ -30,7 +30,7 @@ from scheduler.errors import SchedulerError
 
 # Every revision this release knows, oldest first; the last is the one it writes.
 # (tests/test_store_schema_is_migrated.py checks it against scheduler/migrations/versions.)
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key for creating/upgrading the schema: any constant, ours alone.
@@ -84,9 +84,11 @@ runs = Table(
     Column("attempt", Integer, nullable=False),
     Column("output_tail", Text, nullable=True),
     Column("error", Text, nullable=True),
-    # 0002: a fenced run start. ``claim`` is "job@scheduled#attempt", unique, so a second
+    Column("task_id", String(255), nullable=True),  # the run's id in Celery (0002)
+    Column("worker", Unicode(255), nullable=True),  # the host that ran it there (0002)
+    # 0003: a fenced run start. ``claim`` is "job@scheduled#attempt", unique, so a second
     # start of the same try fails in the database; ``epoch`` is the leader's lease epoch.
-    # Both are NULL on rows written before 0002 and on skipped/missed records.
+    # Both are NULL on rows written before 0003 and on skipped/missed records.
     Column("claim", Unicode(255), nullable=True),
     Column("epoch", BigInteger, nullable=True),
     Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
@@ -94,7 +96,7 @@ runs = Table(
     Index("ux_scheduler_runs_claim", "claim", unique=True),
 )
 
-# 0002: who leads. One row per lease name; times are the database's clock (seconds).
+# 0003: who leads. One row per lease name; times are the database's clock (seconds).
 lease = Table(
     "scheduler_lease",
     metadata,
@@ -107,7 +109,7 @@ lease = Table(
     Column("address", Unicode(255), nullable=True),
 )
 
-# 0002: a counter bumped by every write that a running daemon must notice (pause, resume,
+# 0003: a counter bumped by every write that a running daemon must notice (pause, resume,
 # reconcile from elsewhere): the daemon compares it each pass instead of trusting only its
 # own writes.
 state = Table(
@@ -117,7 +119,7 @@ state = Table(
     Column("value", BigInteger, nullable=False),
 )
 
-# 0002: operator requests recorded in the store for the leader to carry out (a `trigger`
+# 0003: operator requests recorded in the store for the leader to carry out (a `trigger`
 # from a command line that reaches no daemon): the leader runs them, never the CLI.
 requests = Table(
     "scheduler_requests",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,8 +19,11 @@ from scheduler import handoff
 from scheduler.apply import set_operator_pause
 from scheduler.client import call
 from scheduler.control import RuntimePaths, StoreBusy, WriterLock, ask, runtime_paths
+from scheduler.durations import format_duration
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
+from scheduler.freshness import Freshness
 from scheduler.history import last_runs, list_runs
+from scheduler.overdue import Promise, freshness_of
 from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
 from scheduler.settings import Settings
@@ -162,6 +165,7 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
             ours.c.summary,
             ours.c.source,
             ours.c.operator_paused,
+            ours.c.updated_at,
             aps.c.next_run_time,
         )
         .select_from(ours.outerjoin(aps, aps.c.id == ours.c.id))
@@ -174,8 +178,14 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
     last = last_runs(store, job_id)
     jobs = []
     now = time.time()
-    for row in rows:
-        info = json.loads(row.summary)
+    infos = [json.loads(row.summary) for row in rows]
+    promised = [
+        Promise(row.id, info["expect"], row.updated_at)
+        for row, info in zip(rows, infos, strict=True)
+        if info.get("expect")
+    ]
+    fresh = freshness_of(store, now, promised)
+    for row, info in zip(rows, infos, strict=True):
         zone = info["timezone"]
         paused_by = "operator" if row.operator_paused else ("file" if info["paused"] else None)
         state = "scheduled"
@@ -197,9 +207,21 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
                 "source": row.source,
                 "last_outcome": last[row.id][0] if row.id in last else None,
                 "last_run_time": _iso(last[row.id][1], zone) if row.id in last else None,
+                **_freshness_fields(fresh.get(row.id), zone),
             }
         )
     return jobs
+
+
+def _freshness_fields(state: Freshness | None, zone: str) -> dict[str, Any]:
+    """Only for jobs that declare ``expect``: other jobs' entries stay as they were."""
+    if state is None:
+        return {}
+    return {
+        "expect": format_duration(timedelta(seconds=state.window)),
+        "last_success_time": _iso(state.last_success, zone),
+        "overdue": state.overdue,
+    }
 
 
 def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from pydantic_core import PydanticCustomError
 from scheduler.cron import CronError, parse_cron
 from scheduler.cron import fire_times as cron_fire_times
 from scheduler.durations import Duration, format_duration
+from scheduler.freshness import cron_period
 from scheduler.handlers import Registry, default_registry
+from scheduler.handlers.celery import CeleryDefaults
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN, max_length=100)]
@@ -152,11 +154,39 @@ def _shortest_gap(cron: str | None, timezone: str) -> timedelta | None:
     return timedelta(seconds=min(gaps, default=0)) or None
 
 
+def schedule_period(schedule: Schedule) -> timedelta | None:
+    """The longest wait between two runs of ``schedule`` (None for a one-shot job)."""
+    if schedule.interval is not None:
+        return schedule.interval
+    if schedule.cron is not None:
+        return cron_period(parse_cron(schedule.cron))
+    return None
+
+
 class Retries(Strict):
     attempts: int = Field(default=0, ge=0, le=100, description="retries after a failed first try")
     backoff: Duration = Field(
         default=timedelta(seconds=30), description="wait before the first retry; doubles each time"
     )
+
+
+MIN_FRESHNESS_WINDOW = timedelta(minutes=1)
+
+
+class Expect(Strict):
+    """What the job promises its operators: a success at least this often."""
+
+    succeeds_within: Duration = Field(
+        description="the job is overdue when its last success is older than this (at least 1m)",
+        examples=["26h"],
+    )
+
+    @field_validator("succeeds_within")
+    @classmethod
+    def _at_least_a_minute(cls, value: timedelta) -> timedelta:
+        if value < MIN_FRESHNESS_WINDOW:
+            raise ValueError("succeeds_within must be at least 1m: freshness is checked per minute")
+        return value
 
 
 class RunSpec(BaseModel):
@@ -199,6 +229,45 @@ class JobSpec(Strict):
         description="run once the last retry has failed, and for a run missed, skipped or "
         "interrupted",
     )
+    expect: Expect | None = Field(
+        default=None, description="freshness: alert when the job stops succeeding"
+    )
+    on_overdue: list[RunSpec] = Field(
+        default_factory=list,
+        description="run once each time the job becomes overdue (needs expect)",
+    )
+
+    @model_validator(mode="after")
+    def _expect_fits_the_schedule(self) -> JobSpec:
+        if self.expect is None:
+            if self.on_overdue:
+                raise PydanticCustomError(
+                    "on_overdue_needs_expect",
+                    "on_overdue needs expect.succeeds_within: without it the job is never overdue",
+                    {"key": "on_overdue"},
+                )
+            return self
+        period = schedule_period(self.schedule)
+        window = self.expect.succeeds_within
+        if period is None:
+            raise PydanticCustomError(
+                "expect_on_one_shot",
+                "expect does not apply to a one-shot 'at' job: it succeeds at most once "
+                "(drop expect, or give the job a cron or interval schedule)",
+                {"key": "schedule"},
+            )
+        if window <= period:
+            raise PydanticCustomError(
+                "expect_shorter_than_schedule",
+                "expect.succeeds_within ({window}) must be longer than the longest gap between "
+                "runs of this schedule ({period}): the job would be overdue between runs",
+                {
+                    "key": "schedule",
+                    "window": format_duration(window),
+                    "period": format_duration(period),
+                },
+            )
+        return self
 
     @model_validator(mode="after")
     def _max_instances_needs_allow(self) -> JobSpec:
@@ -231,6 +300,11 @@ class Defaults(Strict):
     on_failure: list[RunSpec] | None = None
     on_success: list[RunSpec] | None = None
     on_permanent_failure: list[RunSpec] | None = None
+    expect: Expect | None = None
+    on_overdue: list[RunSpec] | None = None
+    celery: CeleryDefaults | None = Field(
+        default=None, description="broker, backend and queue of every celery run in the file"
+    )
 
     @field_validator("timezone")
     @classmethod

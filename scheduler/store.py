@@ -183,6 +183,17 @@ class Store:
         self.files = schema.files
         self.runs = schema.runs
 
+    def probe_write(self) -> None:
+        """Fail now, with the database's own reason, if the store cannot be written (a
+        read-only file or directory, a read-only replica): a daemon or a run whose history
+        cannot be recorded would otherwise wait for the database forever. The no-op update
+        of the schema's version row really writes (SQLite rewrites the page), and is rolled
+        back."""
+        version = schema.VERSION_TABLE
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            conn.exec_driver_sql(f"UPDATE {version} SET version_num = version_num")
+            transaction.rollback()
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction; on SQLite it takes the write lock at BEGIN."""

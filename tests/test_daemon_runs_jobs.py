@@ -64,7 +64,10 @@ jobs:
         "attempt",
         "output_tail",
         "error",
+        "task_id",
+        "worker",
     }
+    assert (run["task_id"], run["worker"]) == (None, None)  # only runs handed to Celery
 
     assert daemon.cli("pause", "report").stdout.strip() == "report paused"
     job = daemon.jobs()["report"]

@@ -45,7 +45,11 @@ def test_scripts_test_installs_chromium_where_it_is_missing(tmp_path: Path) -> N
 
     done = subprocess.run(
         [str(ROOT / "scripts" / "test"), "--version"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert done.returncode == 0, done.stderr

@@ -27,7 +27,7 @@ def test_committed_schema_is_current() -> None:
 def test_schema_lists_every_builtin_run_type_and_rejects_unknown_keys() -> None:
     schema = json.loads(CliRunner().invoke(cli, ["schema"]).stdout)
     mapping = schema["$defs"]["JobSpec"]["properties"]["run"]["discriminator"]["mapping"]
-    assert sorted(mapping) == ["cleanup", "command", "http", "python"]
+    assert sorted(mapping) == ["celery", "cleanup", "command", "http", "python"]
     assert schema["$defs"]["JobSpec"]["additionalProperties"] is False
 
 

@@ -82,7 +82,7 @@ BAD_INPUTS = [
     pytest.param(
         job(run="type: shell\n      command: ls"),
         "6:13",
-        "unknown run type 'shell': use one of cleanup, command, http, python",
+        "unknown run type 'shell': use one of celery, cleanup, command, http, python",
         id="unknown-handler-type",
     ),
     pytest.param(

@@ -15,7 +15,7 @@ from typing import cast
 from pydantic import BaseModel, ConfigDict
 
 from scheduler.errors import SchedulerError
-from scheduler.handlers import cleanup, command, http, python
+from scheduler.handlers import celery, cleanup, command, http, python
 from scheduler.handlers.base import NAME_PATTERN, HandlerArgs, HandlerType
 
 __all__ = ["HandlerArgs", "HandlerType", "Registry", "builtin_handlers", "default_registry"]
@@ -29,7 +29,7 @@ class PluginError(SchedulerError):
 
 
 def builtin_handlers() -> list[HandlerType]:
-    return [command.HANDLER, http.HANDLER, python.HANDLER, cleanup.HANDLER]
+    return [command.HANDLER, http.HANDLER, python.HANDLER, cleanup.HANDLER, celery.HANDLER]
 
 
 def make_registry(handlers: Iterable[HandlerType]) -> Registry:

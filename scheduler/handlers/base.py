@@ -51,13 +51,21 @@ class RunContext:
     payload: dict[str, Any] | None = None  # the finished run, for notifiers
     kill_grace: float = 5.0  # SIGTERM -> SIGKILL delay when a run is stopped
     timeout: float | None = None  # the job's timeout, which the runner enforces
+    # Work handed to another system (a Celery task): its id there and who ran it, kept with
+    # the run; ``announce()`` writes them to the running row; ``stop_note`` is added to the
+    # error when the runner stops the run (timeout, replace, shutdown).
+    task_id: str | None = None
+    worker: str | None = None
+    stop_note: str | None = None
+    announce: Callable[[], None] | None = None
 
 
 @dataclass
 class Result:
-    """How one try went. ``output`` is the tail kept with the run."""
+    """How one try went. ``output`` is the tail kept with the run. ``sent``: handed to a
+    system that reports no outcome back (a Celery task without a result backend)."""
 
-    outcome: Literal["success", "failure"]
+    outcome: Literal["success", "failure", "sent"]
     exit_code: int | None = None
     output: str = ""
     error: str | None = None

@@ -1,0 +1,161 @@
+"""Issue 10's targets for ``celery`` runs, with a real daemon and two real Celery worker
+processes (``--pool solo``) on Redis (broker and result backend):
+
+1. Dispatch lag of 1,000 celery jobs due in the same second: from the due time to the
+   moment Celery's client has published the task (``after_task_publish`` in the daemon,
+   see ``celery_stamps.py``): p50, p99, max. Target: p99 < 200 ms.
+2. The daemon's resident size, CPU use and thread count while all 1,000 runs are pending
+   (the tasks hold the workers until a release time ``--hold`` seconds after the due
+   time), against the same daemon idle before the due time. Target: no thread per pending
+   result.
+3. Time until all 1,000 outcomes are in the run history: from the due time, and from the
+   release.
+
+Targets are reported as PASS/MISS and never fail the run.
+
+    python bench/bench_celery.py [--jobs 1000 --lead 15 --hold 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(BENCH), str(ROOT)]
+
+from bench_runs import count, due_second, iso, machine, ms, percentile, query, verdict, wait_for  # noqa: E402
+
+from tests.celery_helpers import celery_worker  # noqa: E402
+
+DISPATCH_P99_TARGET = 0.2
+JOBS_PER_FILE = 100
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def write_jobs(root: Path, n: int, due: float, release: float, queue: str, broker: str,
+               backend: str) -> None:  # fmt: skip
+    root.mkdir(parents=True)
+    run = (
+        f"{{type: celery, task: sd.until, kwargs: {{release: {release}}}, queue: {queue}, "
+        f"broker: '{broker}', backend: '{backend}'}}"
+    )
+    for start in range(0, n, JOBS_PER_FILE):
+        body = "".join(
+            f"  due-{i:05d}:\n    schedule: {{at: '{iso(due)}'}}\n    run: {run}\n"
+            "    misfire_grace: 1m\n"
+            for i in range(start, min(n, start + JOBS_PER_FILE))
+        )
+        (root / f"due-{start // JOBS_PER_FILE:03d}.yaml").write_text("jobs:\n" + body)
+
+
+def proc_sample(pid: int) -> tuple[int, int, float]:
+    """(VmRSS kB, threads, CPU seconds so far) of a process."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return int(status["VmRSS"].split()[0]), int(status["Threads"]), cpu
+
+
+def window(pid: int, start: float, end: float) -> tuple[int, int, float, float, float]:
+    """Max RSS (kB), max threads, CPU use (fraction of one core) between two times, and
+    the process's CPU seconds at both ends."""
+    time.sleep(max(0.0, start - time.time()))
+    rss, threads, cpu0 = proc_sample(pid)
+    t0 = time.time()
+    while time.time() < end:
+        time.sleep(0.2)
+        r, t, _ = proc_sample(pid)
+        rss, threads = max(rss, r), max(threads, t)
+    _, _, cpu1 = proc_sample(pid)
+    return rss, threads, (cpu1 - cpu0) / (time.time() - t0), cpu0, cpu1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--lead", type=float, default=15.0, help="seconds until the due time")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds tasks stay pending")
+    opts = parser.parse_args()
+    n = opts.jobs
+    print("\n".join(machine()))
+    with tempfile.TemporaryDirectory(prefix="bench-celery-") as tmp_name:
+        tmp = Path(tmp_name)
+        with (
+            celery_worker("redis", tmp, ["bench"], concurrency=1, pool="solo") as one,
+            celery_worker("redis", tmp, ["bench"], 1, "solo", token=one.token),
+        ):
+            due = due_second(opts.lead)
+            release = due + opts.hold
+            jobs_dir, db = tmp / "jobs.d", tmp / "store.db"
+            write_jobs(jobs_dir, n, due, release, one.queues["bench"], one.broker, one.backend)
+            stamps_file = tmp / "stamps.json"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+            env |= {"XDG_RUNTIME_DIR": str(tmp), "BENCH_STAMPS": str(stamps_file)}
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), str(ROOT)]))
+            code = "import celery_stamps; from scheduler.cli import main; main()"
+            argv = [sys.executable, "-c", code, "--jobs-dir", str(jobs_dir)]
+            argv += ["--db", f"sqlite:///{db}", "run"]
+            with (tmp / "daemon.log").open("wb") as log:
+                daemon = subprocess.Popen(argv, stdout=log, stderr=log, env=env, cwd=tmp)
+            try:
+                wait_for(
+                    lambda: "scheduler running" in (tmp / "daemon.log").read_text() or None,
+                    "the daemon to start",
+                    timeout=opts.lead,
+                )
+                idle = window(daemon.pid, time.time(), due - 1)
+                pending = window(daemon.pid, due + 2, release - 0.5)
+                load = os.getloadavg()
+                done_sql = "SELECT count(*) FROM scheduler_runs WHERE outcome != 'running'"
+                wait_for(lambda: count(db, done_sql) >= n or None, "all outcomes", 120)
+                all_in = time.time()
+            finally:
+                daemon.terminate()
+                daemon.wait(60)
+            sql = "SELECT run_id, scheduled_time, outcome, started_at FROM scheduler_runs"
+            rows = query(db, sql) or []
+            stamps = dict(json.loads(stamps_file.read_text()))
+    scheduled = {run_id: at for run_id, at, _, _ in rows}
+    starts = [started - at for _, at, _, started in rows]
+    lags = [stamps[run_id] - scheduled[run_id] for run_id in scheduled if run_id in stamps]
+    outcomes = Counter(outcome for _, _, outcome, _ in rows)
+    print(f"\n{n} celery jobs due at once, 2 solo workers on Redis (broker and backend)")
+    print(f"  runs: {len(rows)} ({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))})")
+    print(
+        f"  dispatch lag (due -> published)  p50 {ms(percentile(lags, 50))}   "
+        f"p99 {ms(percentile(lags, 99))}   max {ms(max(lags))}   ({len(lags)} sent)"
+    )
+    print(
+        f"  start lag (due -> run started)   p50 {ms(percentile(starts, 50))}   "
+        f"p99 {ms(percentile(starts, 99))}   max {ms(max(starts))}"
+    )
+    p99 = percentile(lags, 99)
+    target = f"{DISPATCH_P99_TARGET * 1000:.0f} ms"
+    print(f"  target p99 < {target}: {verdict(p99 < DISPATCH_P99_TARGET)}")
+    dispatch_cpu = pending[3] - idle[4]
+    print(
+        f"  daemon CPU from 1 s before to 2 s after the due time: {dispatch_cpu:.2f} s "
+        f"(load average then {load[0]:.2f}, {os.cpu_count()} CPUs)"
+    )
+    for name, (rss, threads, cpu, _, _) in (("idle before due", idle), ("1,000 pending", pending)):
+        print(f"  daemon {name:16} RSS {rss / 1024:6.1f} MB  threads {threads:3}  CPU {cpu:6.1%}")
+    print(f"  no thread per pending result: {verdict(pending[1] < idle[1] + 20)}")
+    print(
+        f"  all outcomes in history: {all_in - due:6.2f} s after the due time, "
+        f"{all_in - release:6.2f} s after the release"
+    )
+
+
+if __name__ == "__main__":
+    main()
