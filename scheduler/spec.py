@@ -282,7 +282,17 @@ class JobSpec(Strict):
         return self
 
     def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        for key, default in LATER_OPTIONS.items():
+            if data.get(key) == default:
+                del data[key]
+        return data
+
+
+# Options added after release 0.1.0, left out of the canonical form while unset: a new
+# option must not change the fingerprint of every stored job, or the first reconcile after
+# an upgrade would show (and rewrite) every job as updated.
+LATER_OPTIONS: dict[str, Any] = {"expect": None, "on_overdue": []}
 
 
 class Defaults(Strict):
