@@ -207,6 +207,7 @@ class Daemon:
         self.lease = lease
         self.leadership: LeaseLeadership  # built by run()
         self.fence: Fence | None = None
+        self.freshness: asyncio.Task[None] | None = None
         self.seen_changes = 0
         self.stop_event = asyncio.Event()
         self.reconcile_lock = asyncio.Lock()
@@ -253,7 +254,6 @@ class Daemon:
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
-        freshness: asyncio.Task[None] | None = None
         file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
@@ -271,7 +271,6 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
             server = await control.serve(self.paths.socket, self.handle)
-            freshness = asyncio.create_task(self._watch_freshness())
             await self._lead_until_stopped()
         finally:
             log.info("stopping")
@@ -283,7 +282,7 @@ class Daemon:
             if http is not None:
                 http.should_exit = True
                 await asyncio.gather(self.http_task or asyncio.sleep(0), return_exceptions=True)
-            for task in (watcher, freshness, file_watch):
+            for task in (watcher, self.freshness, file_watch):
                 if task is not None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
@@ -351,6 +350,8 @@ class Daemon:
         else:
             self.scheduler.resume()
         self._builtin_cleanup()
+        if self.freshness is None:  # overdue jobs are the leader's to announce
+            self.freshness = asyncio.create_task(self._watch_freshness())
         log.info(
             "scheduler running: jobs dir %s, store %s (leader, epoch %d)",
             self.settings.jobs_dir,
