@@ -143,7 +143,7 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
       scheduler validate --output json jobs.d/reports.yaml
     """
     try:
-        state = load_paths(paths or (settings.jobs_dir,))
+        state = load_paths(paths or (settings.jobs_dir,), specs=False)
     except InvalidJobFiles as exc:
         if output == "json":
             _print_json([p.as_dict() for p in exc.problems])
@@ -156,7 +156,7 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
             )
         sys.exit(1)
     for job in state.jobs.values():  # valid, but probably not what was meant: on stderr
-        for warning in job.schedule.warnings:
+        for warning in job.warnings:
             click.echo(f"{job.source.path}:{job.source.line}:{job.source.col}: warning: "
                        f"job '{job.id}': {warning}", err=True)  # fmt: skip
     if output == "json":

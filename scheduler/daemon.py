@@ -31,11 +31,14 @@ from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.freshness import Freshness
-from scheduler.history import HistoryWriter, mark_lost_runs
+from scheduler.history import HistoryWriter, RunRecord, mark_lost_runs
 from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
+from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
 from scheduler.overdue import OverdueWatch
+from scheduler.parsepool import ChildLimits
+from scheduler.processes import RunFiles, become_subreaper
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import plan_details
 from scheduler.runner import Runner, RunnerExecutor
@@ -208,6 +211,7 @@ class Daemon:
         self.leadership: LeaseLeadership  # built by run()
         self.fence: Fence | None = None
         self.freshness: asyncio.Task[None] | None = None
+        self.leftovers: list[RunRecord] = []  # runs of this host's crashed daemon, ended
         self.seen_changes = 0
         self.stop_event = asyncio.Event()
         self.reconcile_lock = asyncio.Lock()
@@ -236,10 +240,16 @@ class Daemon:
             await self.leadership.release()
 
     async def _serve(self) -> None:
+        if not become_subreaper():
+            log.info("cannot adopt orphaned job processes here (no PR_SET_CHILD_SUBREAPER)")
+        run_files = RunFiles(run_files_dir(self.settings.db, self.paths.lock))
+        # Before anything fires: a forbid job must not start beside its previous run. They
+        # were this host's; the leader notifies them (with the runs of earlier leaders).
+        self.leftovers = await end_leftovers(self.store, run_files, self.shutdown_grace)
         self.store_file = StoreFile(self.settings.db)
         writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
-        self.runner = Runner(self.store, writer)
+        self.runner = Runner(self.store, writer, run_files=run_files)
         if not isinstance(self.leadership, HostLeadership):
             self.runner.claim = FencedClaims(self.store, self.leadership).claim
         self.runner.listeners.append(self.metrics.observe_run)
@@ -327,6 +337,7 @@ class Daemon:
         self.fence = fence
         try:
             lost = await asyncio.to_thread(mark_lost_runs, self.store, before_epoch=fence.epoch)
+            lost, self.leftovers = self.leftovers + lost, []
         except SQLAlchemyError as exc:
             if isinstance(self.leadership, HostLeadership):
                 raise  # a store this daemon cannot write: say so and stop (as before replicas)
@@ -480,15 +491,16 @@ class Daemon:
         return nullcontext()
 
     def _reconcile_sync(self, allow_empty: bool, dry_run: bool) -> ReconcileResult:
-        with self._apply_guard():
-            return reconcile(
-                self.store,
-                self.settings.jobs_dir,
-                allow_empty=allow_empty,
-                dry_run=dry_run,
-                workers=PARSE_WORKERS,
-                start="spawn",
-            )
+        return reconcile(
+            self.store,
+            self.settings.jobs_dir,
+            allow_empty=allow_empty,
+            dry_run=dry_run,
+            workers=PARSE_WORKERS,
+            start="forkserver",
+            limits=ChildLimits.from_env(),  # a hostile file can stop its child, not us
+            guard=self._apply_guard,
+        )
 
     async def reconcile(
         self, why: str, *, allow_empty: bool | None = None, dry_run: bool = False

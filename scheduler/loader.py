@@ -9,12 +9,14 @@ the files it is given; never imports apscheduler.
 from __future__ import annotations
 
 import difflib
+import errno
 import gc
 import hashlib
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from pydantic_core import ErrorDetails
 from scheduler.errors import InvalidJobFiles, SpecProblem
 from scheduler.spec import (
     JOB_ID_PATTERN,
+    RESERVED_ID_PREFIX,
     JobSpec,
     Schedule,
     SpecModels,
@@ -32,23 +35,12 @@ from scheduler.spec import (
     default_models,
     fingerprint,
 )
+from scheduler.yamldoc import LIMITS, Loc, Mark, MiB, Parsed, Pos, Refused, read_yaml
 
-try:  # the libyaml C loader is ~10x faster; fall back to pure Python where it is missing
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
-
-Loc = tuple[str | int, ...]
-Mark = tuple[int, int]  # 1-based line and column
-
-_CORE = "tag:yaml.org,2002:"
-_PLAIN_TAGS = {f"{_CORE}{t}" for t in ("int", "float", "bool", "null")}
-_STR_TAG, _MAP_TAG, _SEQ_TAG = f"{_CORE}str", f"{_CORE}map", f"{_CORE}seq"
-_MERGE_TAG, _TIMESTAMP_TAG = f"{_CORE}merge", f"{_CORE}timestamp"
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     """Where a job is declared: the file and the line of its id."""
 
@@ -60,7 +52,7 @@ class Source:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeclaredJob:
     """A valid job as declared. ``canonical`` is the normalized spec (what is stored and
     fingerprinted); ``spec`` is the model, rebuilt from ``canonical`` when the job came from
@@ -73,6 +65,7 @@ class DeclaredJob:
     parsed: JobSpec | None = field(default=None, compare=False, repr=False)
     text: str = field(default="", compare=False, repr=False)  # canonical_text(canonical)
     schedule_model: Schedule | None = field(default=None, compare=False, repr=False)
+    notes: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def spec(self) -> JobSpec:
@@ -101,6 +94,13 @@ class DeclaredJob:
         return self.schedule_model
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """Valid, but probably not what was meant (all ``validate`` keeps of a spec)."""
+        if self.notes is None:
+            return tuple(self.schedule.warnings)
+        return self.notes
+
+    @property
     def from_cache(self) -> bool:
         """Known only by fingerprint: its file was unchanged, so it was not parsed."""
         return not self.canonical
@@ -108,21 +108,23 @@ class DeclaredJob:
 
 @dataclass
 class Document:
-    """A parsed YAML file: plain data plus its node tree, which knows every position.
+    """A parsed YAML file: plain data, and the means to find any value's position.
 
-    Positions are looked up only when there is a problem to report, so a valid file costs
-    no more than building its data.
+    Positions beyond job ids are found only when there is a problem to report (the file
+    is read a second time, keeping them), so a valid file costs no more than its data.
     """
 
     path: str
     data: Any
-    root: yaml.Node | None = None
+    text: str = ""
     problems: list[SpecProblem] = field(default_factory=list)
+    refused: bool = False  # a syntax error or a limit: the data is not worth validating
+    streamed: set[str] = field(default_factory=set)  # jobs handed on while reading
+    defaults_late: bool = False  # `defaults:` came after jobs that were handed on
+    key_marks: dict[Loc, Mark] = field(default_factory=dict)
     # A job key filled in from the file's `defaults:` points back at where it was written.
     redirects: dict[Loc, Loc] = field(default_factory=dict)
-    _tables: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(
-        default_factory=dict, repr=False
-    )
+    _root: Pos | None = field(default=None, repr=False)
 
     def problem(self, mark: Mark, message: str) -> SpecProblem:
         return SpecProblem(self.path, mark[0], mark[1], message)
@@ -134,51 +136,29 @@ class Document:
             if loc[:prefix_len] in self.redirects:
                 loc = self.redirects[loc[:prefix_len]] + loc[prefix_len:]
                 break
-        key_node, node, depth = None, self.root, 0
-        for step in loc:
-            child = self._child(node, step)
-            if child is None:
-                break
-            key_node, node, depth = child[0], child[1], depth + 1
+        if key and loc in self.key_marks:
+            return self.key_marks[loc]
+        key_mark: Mark | None = None
+        node, depth = self._positions(), 0
         if node is None:
             return (1, 1)
+        for step in loc:
+            child = node.child(step)
+            if child is None:
+                break
+            key_mark, node, depth = child[0], child[1], depth + 1
         if depth == len(loc) and not key:
-            return _mark(node)
-        return _mark(key_node) if key_node is not None else _mark(node)
+            return node.mark
+        return key_mark if key_mark is not None else node.mark
 
-    def _child(
-        self, node: yaml.Node | None, step: str | int
-    ) -> tuple[yaml.Node | None, yaml.Node] | None:
-        if isinstance(node, yaml.MappingNode):
-            # Indexed once per mapping: every job's source line is looked up in `jobs:`.
-            table = self._tables.get(id(node))
-            if table is None:
-                table = {}
-                for key_node, value_node in _pairs(node):
-                    if isinstance(key_node, yaml.ScalarNode):
-                        table.setdefault(key_node.value, (key_node, value_node))
-                self._tables[id(node)] = table
-            return table.get(step) if isinstance(step, str) else None
-        if isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            return None, node.value[step]
-        return None
-
-
-def _pairs(
-    node: yaml.MappingNode, seen: frozenset[int] = frozenset()
-) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-    """A mapping's key/value nodes, explicit ones first, then those from ``<<`` merges."""
-    seen = seen | {id(node)}
-    merges = []
-    for key_node, value_node in node.value:
-        if key_node.tag == _MERGE_TAG:
-            merges.append(value_node)
-        else:
-            yield key_node, value_node
-    for merge in merges:
-        for source in merge.value if isinstance(merge, yaml.SequenceNode) else [merge]:
-            if isinstance(source, yaml.MappingNode) and id(source) not in seen:
-                yield from _pairs(source, seen)
+    def _positions(self) -> Pos | None:
+        if self._root is None and self.text:
+            text, self.text = self.text, ""  # read once, even if this read fails
+            try:
+                self._root = read_yaml(text, positions=True).root
+            except (Refused, yaml.YAMLError):  # past a limit while its jobs were checked
+                return None
+        return self._root
 
 
 @dataclass(frozen=True)
@@ -197,116 +177,62 @@ class DesiredState:
     files: dict[str, str]  # path -> sha256 of its content
 
 
-def _mark(node: yaml.Node) -> Mark:
-    return (node.start_mark.line + 1, node.start_mark.column + 1)
+OnJob = Callable[[Document, str, Any, Any], None]  # document, job id, raw job, raw defaults
 
 
-class _Builder:
-    """Turns a libyaml node tree into plain data, reporting YAML-level problems."""
+def parse_yaml(path: str, text: str, on_job: OnJob | None = None) -> Document:
+    """Parse one file; YAML-level problems (syntax, duplicate keys, tags, limits) go in
+    ``problems``. ``on_job``: called with each job as soon as it is read (the document's
+    data then keeps None in its place)."""
+    doc = Document(path=path, data=None, text=text)
+    if len(text) > LIMITS.file_bytes:
+        return _refuse(doc, (1, 1), _too_big(len(text.encode())))
+    synced = 0
 
-    def __init__(self, loader: Any, doc: Document) -> None:
-        self.constructors = loader.yaml_constructors
-        self.loader = loader
-        self.doc = doc
-        self.open: set[int] = set()  # collections being built: an alias back to one is a cycle
+    def sync(parsed: Parsed) -> None:
+        nonlocal synced
+        doc.key_marks = parsed.key_marks
+        new = parsed.problems[synced:]
+        doc.problems.extend(doc.problem(mark, message) for mark, message in new)
+        synced = len(parsed.problems)
 
-    def build(self, node: yaml.Node) -> Any:
-        tag = node.tag
-        if tag == _STR_TAG:
-            return node.value
-        if tag in (_MAP_TAG, _SEQ_TAG):
-            if id(node) in self.open:  # `a: &x [*x]`: an alias inside its own anchor
-                problem = "recursive YAML alias: a value cannot contain itself"
-                self.doc.problems.append(self.doc.problem(_mark(node), problem))
-                return None
-            self.open.add(id(node))
-            try:
-                if tag == _MAP_TAG:
-                    return self._mapping(node)
-                return [self.build(item) for item in node.value]
-            finally:
-                self.open.discard(id(node))
-        if tag in _PLAIN_TAGS:
-            return self.constructors[tag](self.loader, node)
-        if tag == _TIMESTAMP_TAG:
-            return node.value  # pydantic parses it, and reports an impossible date itself
-        self.doc.problems.append(self.doc.problem(_mark(node), _tag_message(tag)))
-        return None
+    def handed_on(job_id: str, raw: Any, parsed: Parsed) -> None:
+        sync(parsed)
+        assert on_job is not None
+        on_job(doc, job_id, raw, parsed.defaults)
 
-    def _mapping(self, node: yaml.Node) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        merged: dict[str, Any] | None = None
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                merged = {**self._merge(value_node), **(merged or {})}
-                continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.doc.problems.append(
-                    self.doc.problem(_mark(key_node), "mapping keys must be plain text")
-                )
-                continue
-            key = key_node.value  # keys are names: `on:` stays "on", `1:` stays "1"
-            if key in result:
-                self._duplicate(node, key_node)
-                continue
-            result[key] = self.build(value_node)
-        if merged:
-            for key, value in merged.items():
-                result.setdefault(key, value)
-        return result
-
-    def _duplicate(self, node: yaml.Node, key_node: yaml.Node) -> None:
-        first = next(k for k, _ in node.value if k.value == key_node.value)
-        self.doc.problems.append(
-            self.doc.problem(
-                _mark(key_node),
-                f"duplicate key '{key_node.value}' (first defined at line {_mark(first)[0]}): "
-                "YAML keeps only one of them, remove the other",
-            )
-        )
-
-    def _merge(self, node: yaml.Node) -> dict[str, Any]:
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        merged: dict[str, Any] = {}
-        for source in reversed(sources):  # earlier sources win, as in YAML's merge spec
-            if not isinstance(source, yaml.MappingNode):
-                self.doc.problems.append(self.doc.problem(_mark(source), "'<<' needs a mapping"))
-                continue
-            merged.update(self._mapping(source))
-        return merged
-
-
-def _tag_message(tag: str) -> str:
-    short = tag.replace(_CORE, "!!")
-    if "python/" in tag:
-        return f"YAML tag '{short}' is not allowed: job files are plain data and never run code"
-    return f"YAML tag '{short}' is not supported in job files: remove it"
-
-
-def parse_yaml(path: str, text: str) -> Document:
-    """Parse one file; YAML-level problems (syntax, duplicate keys, tags) go in ``problems``."""
-    doc = Document(path=path, data=None)
-    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        parsed = read_yaml(text, on_job=handed_on if on_job else None)
+    except Refused as exc:
+        return _refuse(doc, exc.mark, exc.message)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         detail = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        if "expected a single document" in (exc.context or ""):
-            detail, context = "a job file holds one YAML document: remove the '---'", ""
-        doc.problems.append(doc.problem(where, f"YAML syntax error: {detail}{context}"))
-        return doc
+        if "maximum nesting depth" in detail:
+            detail, context = f"values nest deeper than {LIMITS.depth} levels", ""
+        return _refuse(doc, where, f"YAML syntax error: {detail}{context}")
     except yaml.YAMLError as exc:
-        doc.problems.append(doc.problem((1, 1), f"YAML error: {exc}"))
-        return doc
-    finally:
-        loader.dispose()
-    if node is not None:
-        doc.root = node
-        doc.data = _Builder(loader, doc).build(node)
+        return _refuse(doc, (1, 1), f"YAML error: {exc}")
+    sync(parsed)
+    doc.data, doc.streamed, doc.defaults_late = parsed.data, parsed.streamed, parsed.defaults_late
     return doc
+
+
+def _refuse(doc: Document, mark: Mark, message: str) -> Document:
+    """Only this problem counts: what jobs checked before it said is beside the point."""
+    doc.problems[:] = [doc.problem(mark, message)]
+    doc.refused = True
+    doc.text = ""
+    return doc
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"job file of {size} bytes is larger than the limit of {LIMITS.file_bytes} "
+        f"({LIMITS.file_bytes // MiB} MiB): split it into several files"
+    )
 
 
 class _Validator:
@@ -316,7 +242,14 @@ class _Validator:
         self.models = models
         self.vocabulary = sorted(_field_names(models))
 
-    def jobs(self, doc: Document) -> Iterator[DeclaredJob]:
+    def jobs(
+        self,
+        doc: Document,
+        defaults: dict[str, Any] | None = None,
+        streamed: frozenset[str] | set[str] = frozenset(),
+    ) -> Iterator[DeclaredJob]:
+        """The file's valid jobs, less those in ``streamed`` (checked while it was read,
+        against ``defaults``, already checked then too)."""
         data = doc.data
         if data is None:
             return  # an empty file declares nothing
@@ -330,7 +263,8 @@ class _Validator:
                 doc.problems.append(
                     doc.problem(doc.mark_of((key,), key=True), self._unknown(key, "jobs, defaults"))
                 )
-        defaults = self._defaults(doc, data.get("defaults"))
+        if defaults is None:
+            defaults = self.defaults(doc, data.get("defaults"))
         jobs = data.get("jobs")
         if jobs is None:
             return
@@ -340,21 +274,24 @@ class _Validator:
             )
             return
         for job_id, raw in jobs.items():
-            job = self._job(doc, job_id, raw, defaults)
+            if job_id in streamed:
+                continue
+            job = self.job(doc, job_id, raw, defaults)
+            jobs[job_id] = None  # its raw data is done with: free it for the next jobs
             if job is not None:
                 yield job
 
-    def _defaults(self, doc: Document, raw: Any) -> dict[str, Any]:
+    def defaults(self, doc: Document, raw: Any) -> dict[str, Any]:
         if raw is None:
             return {}
         try:
             self.models.defaults.model_validate(raw)
         except ValidationError as exc:
-            self._report(doc, ("defaults",), exc.errors())
+            self._report(doc, ("defaults",), exc.errors(), raw)
             return {}
         return dict(raw)
 
-    def _job(
+    def job(
         self, doc: Document, job_id: str, raw: Any, defaults: dict[str, Any]
     ) -> DeclaredJob | None:
         loc: Loc = ("jobs", job_id)
@@ -367,28 +304,38 @@ class _Validator:
                 )
             )
             return None
-        if isinstance(raw, dict) and defaults:
-            raw = _merge_defaults(doc, loc, raw, defaults)
+        if job_id.startswith(RESERVED_ID_PREFIX):
+            doc.problems.append(
+                doc.problem(
+                    doc.mark_of(loc, key=True),
+                    f"job id '{job_id}' is reserved: ids starting with '{RESERVED_ID_PREFIX}' "
+                    "name the scheduler's built-in jobs, rename it",
+                )
+            )
+            return None
+        merged = (
+            _merge_defaults(doc, loc, raw, defaults) if isinstance(raw, dict) and defaults else raw
+        )
         try:
-            spec = self.models.job.model_validate(raw)
+            spec = self.models.job.model_validate(merged)
         except ValidationError as exc:
-            self._report(doc, loc, exc.errors())
+            self._report(doc, loc, exc.errors(), raw)
             return None
         source = Source(doc.path, *doc.mark_of(loc, key=True))
         canonical = spec.canonical()
         text = canonical_text(canonical)
         return DeclaredJob(job_id, canonical, fingerprint(canonical, text), source, spec, text)
 
-    def _report(self, doc: Document, prefix: Loc, errors: list[ErrorDetails]) -> None:
+    def _report(self, doc: Document, prefix: Loc, errors: list[ErrorDetails], raw: Any) -> None:
         taken = {(p.line, p.col) for p in doc.problems}
         for error in errors:
-            loc, key_side, message = self._explain(doc, prefix, error)
+            loc, key_side, message = self._explain(prefix, error, raw)
             mark = doc.mark_of(loc, key=key_side)
             if mark not in taken:  # a bad YAML tag already explains this value
                 doc.problems.append(doc.problem(mark, message))
 
-    def _explain(self, doc: Document, prefix: Loc, error: ErrorDetails) -> tuple[Loc, bool, str]:
-        loc = _resolve(doc, prefix, error["loc"])
+    def _explain(self, prefix: Loc, error: ErrorDetails, raw: Any) -> tuple[Loc, bool, str]:
+        loc = _resolve(raw, prefix, error["loc"])
         kind, ctx = error["type"], error.get("ctx") or {}
         name = str(loc[-1]) if loc and loc != prefix else ""
         if kind == "extra_forbidden":
@@ -425,11 +372,9 @@ class _Validator:
         return f"unknown key '{key}'{hint}{allowed}"
 
 
-def _resolve(doc: Document, prefix: Loc, loc: tuple[int | str, ...]) -> Loc:
-    """Map a pydantic error location onto the document, skipping union member names."""
-    node = doc.data
-    for step in prefix:
-        node = node[step]
+def _resolve(node: Any, prefix: Loc, loc: tuple[int | str, ...]) -> Loc:
+    """Map a pydantic error location in ``node`` (the value at ``prefix``) onto the
+    document, skipping union member names."""
     found: Loc = prefix
     for step in loc:
         if isinstance(node, dict) and step in node:
@@ -491,8 +436,11 @@ def _models_in(annotation: Any) -> Iterator[Any]:
 
 
 def job_files(root: Path) -> list[Path]:
-    """YAML files under ``root``, sorted; hidden entries (editor temp files, ConfigMap
-    ``..data`` internals) are skipped, symlinks to files are followed."""
+    """Job files under ``root``, sorted: every ``*.yaml``/``*.yml`` entry, including those
+    that cannot be read (a dangling symlink, a directory named ``x.yaml``), which
+    ``read_job_file`` then reports: skipping them would remove their jobs. Hidden entries
+    (editor temp files, ConfigMap ``..data`` internals) are ignored; symlinks to files are
+    followed."""
     if root.is_file():
         return [root]
     found = []
@@ -500,28 +448,97 @@ def job_files(root: Path) -> list[Path]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix in JOB_FILE_SUFFIXES and path.is_file():
+        if path.suffix in JOB_FILE_SUFFIXES:
             found.append(path)
     return sorted(found)
 
 
-def load_text(path: str, text: str, models: SpecModels | None = None) -> FileResult:
-    """Parse and validate one file's text. Never raises for bad input."""
-    doc = parse_yaml(path, text)
+def read_job_file(path: Path) -> bytes | SpecProblem:
+    """A job file's bytes, or the problem that keeps it from being read (never skipped)."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(LIMITS.file_bytes + 1)
+    except OSError as exc:
+        return SpecProblem(str(path), 1, 1, _unreadable(path, exc))
+    if len(raw) > LIMITS.file_bytes:
+        return SpecProblem(str(path), 1, 1, _too_big(path.stat().st_size))
+    return raw
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop: fix or remove the link (its jobs are kept until then)"
+    if path.is_symlink() and isinstance(exc, FileNotFoundError):
+        target = os.readlink(path)
+        return (
+            f"symlink to {target} points at nothing (a broken mount?): fix or remove the link "
+            "(its jobs are kept until then)"
+        )
+    if isinstance(exc, IsADirectoryError):
+        return "a directory named like a job file: rename it (job files are files)"
+    if isinstance(exc, PermissionError):
+        return "cannot read job file: permission denied: let the scheduler's user read it"
+    return f"cannot read job file: {exc.strerror or exc}: fix it or remove it"
+
+
+def load_text(
+    path: str,
+    text: str,
+    models: SpecModels | None = None,
+    *,
+    lean: bool = False,
+    specs: bool = True,
+) -> FileResult:
+    """Parse and validate one file's text. Never raises for bad input. ``lean``: check
+    each job as soon as it is read and keep no models (the few callers that need one
+    rebuild it from the canonical text), so a large file holds a fraction of the memory."""
+    validator = _Validator(models or default_models())
+    found: list[DeclaredJob] = []
+    checked: list[dict[str, Any]] = []  # the file's defaults, checked before its first job
+
+    def on_job(doc: Document, job_id: str, raw: Any, defaults: Any) -> None:
+        if not checked:
+            checked.append(validator.defaults(doc, defaults))
+        job = validator.job(doc, job_id, raw, checked[0])
+        doc.key_marks.pop(("jobs", job_id), None)  # its source is in the job now
+        if job is not None:
+            found.append(_lean(job, specs))
+
+    doc = parse_yaml(path, text, on_job if lean else None)
+    if lean and doc.defaults_late:  # rare: `defaults:` after `jobs:`, read it again
+        doc, found, checked = parse_yaml(path, text), [], []
     jobs: tuple[DeclaredJob, ...] = ()
-    if not any("syntax error" in p.message for p in doc.problems):
-        jobs = tuple(_Validator(models or default_models()).jobs(doc))
+    if not doc.refused:
+        rest = validator.jobs(doc, checked[0] if checked else None, doc.streamed)
+        jobs = (*found, *(_lean(job, specs) for job in rest)) if lean else tuple(rest)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return FileResult(path, digest, jobs, tuple(doc.problems))
 
 
-def load_file(path: Path, models: SpecModels | None = None) -> FileResult:
+def _lean(job: DeclaredJob, specs: bool = True) -> DeclaredJob:
+    """Without its model; without its spec at all unless ``specs`` (then the warnings
+    about its schedule are all that is kept of it)."""
+    if job.parsed is None:
+        return job
+    if specs:
+        return replace(job, parsed=None)
+    notes = tuple(job.parsed.schedule.warnings)
+    return replace(job, canonical={}, parsed=None, notes=notes, text="")
+
+
+def load_file(
+    path: Path, models: SpecModels | None = None, *, lean: bool = False, specs: bool = True
+) -> FileResult:
+    raw = read_job_file(path)
+    if isinstance(raw, SpecProblem):
+        return FileResult(str(path), "", (), (raw,))
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = SpecProblem(str(path), 1, 1, f"cannot read job file: {exc}")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = SpecProblem(str(path), 1, 1, f"job files must be UTF-8: {exc}")
         return FileResult(str(path), "", (), (problem,))
-    return load_text(str(path), text, models)
+    del raw  # not held while the text is parsed
+    return load_text(str(path), text, models, lean=lean, specs=specs)
 
 
 def combine(results: Iterable[FileResult]) -> DesiredState:
@@ -533,6 +550,16 @@ def combine(results: Iterable[FileResult]) -> DesiredState:
         files[result.path] = result.digest
         problems.extend(result.problems)
         for job in result.jobs:
+            if len(jobs) >= LIMITS.jobs:
+                problems.append(
+                    SpecProblem(
+                        job.source.path,
+                        job.source.line,
+                        job.source.col,
+                        f"more than {LIMITS.jobs} jobs in all files: this is the limit",
+                    )
+                )
+                break
             first = jobs.get(job.id)
             if first is not None:
                 problems.append(
@@ -564,12 +591,15 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_paths(paths: Iterable[Path], models: SpecModels | None = None) -> DesiredState:
-    """Load every job file under ``paths`` (files or directories)."""
+def load_paths(
+    paths: Iterable[Path], models: SpecModels | None = None, *, specs: bool = True
+) -> DesiredState:
+    """Load every job file under ``paths`` (files or directories). ``specs=False``: keep
+    only each job's id, source, fingerprint and warnings (what ``validate`` needs)."""
     files: list[Path] = []
     for path in paths:
         if not path.exists():
             raise InvalidJobFiles([SpecProblem(str(path), 1, 1, "no such file or directory")])
         files.extend(job_files(path))
     with gc_paused():
-        return combine(load_file(f, models) for f in files)
+        return combine(load_file(f, models, lean=True, specs=specs) for f in files)

@@ -8,13 +8,12 @@ reconcile of 10,000 jobs costs reading and hashing the files. Callers: the ``pla
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import multiprocessing
-import sys
 import time
-from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,9 @@ from scheduler.loader import (
     combine,
     gc_paused,
     job_files,
-    load_text,
+    read_job_file,
 )
+from scheduler.parsepool import ChildLimits, parse_files
 from scheduler.plan import Plan, plan
 from scheduler.store import CachedFile, Store
 
@@ -71,30 +71,6 @@ def cache_version() -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-PARALLEL_MIN_FILES = 16
-
-
-def _load_lean(path: str, text: str) -> FileResult:
-    """``load_text`` in a worker process: the pydantic models stay behind (the parent
-    rebuilds those it needs from the canonical dicts, cheaper than pickling them)."""
-    result = load_text(path, text)
-    return replace(result, jobs=tuple(replace(job, parsed=None) for job in result.jobs))
-
-
-def _parse_all(pending: list[tuple[str, str]], workers: int, start: str) -> list[FileResult]:
-    """Parse and validate files across ``workers`` processes when there are many (a cold
-    start of 10,000 jobs is mostly YAML parsing and validation, and what it allocates stays
-    with the worker). ``start``: "fork" (the command line: the parent's imports for free) or
-    "spawn" (the daemon, whose other threads make forking unsafe)."""
-    if workers < 2 or len(pending) < PARALLEL_MIN_FILES or sys.platform == "win32":
-        return [load_text(path, text) for path, text in pending]
-    context = multiprocessing.get_context(start)
-    chunk = max(1, len(pending) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        paths, texts = zip(*pending, strict=True)
-        return list(pool.map(_load_lean, paths, texts, chunksize=chunk))
-
-
 def load_desired(
     jobs_dir: Path,
     cache: Mapping[str, CachedFile],
@@ -102,6 +78,7 @@ def load_desired(
     *,
     workers: int = 1,
     start: str = "fork",
+    limits: ChildLimits | None = None,
 ) -> Loaded:
     """Load the jobs dir, re-parsing only files whose content changed since the cache."""
     version = cache_version()
@@ -112,11 +89,9 @@ def load_desired(
     with gc_paused():
         for path in paths:
             key = str(path)
-            try:
-                raw = path.read_bytes()
-            except OSError as exc:  # vanished between listing and reading: a rename in flight
-                problem = SpecProblem(key, 1, 1, f"cannot read job file: {exc}")
-                results.append(FileResult(key, "", (), (problem,)))
+            raw = read_job_file(path)
+            if isinstance(raw, SpecProblem):  # never skipped: that would remove its jobs
+                results.append(FileResult(key, "", (), (raw,)))
                 continue
             digest = hashlib.sha256(raw).hexdigest()
             hit = cache.get(key)
@@ -133,7 +108,7 @@ def load_desired(
             pending.append((key, text))
             results.append(None)  # filled in below, in file order
         put: dict[str, CachedFile] = {}
-        for slot, result in zip(slots, _parse_all(pending, workers, start), strict=True):
+        for slot, result in zip(slots, parse_files(pending, workers, start, limits), strict=True):
             results[slot] = result
             put[result.path] = CachedFile(
                 result.digest, version, [_cache_entry(j) for j in result.jobs]
@@ -169,36 +144,48 @@ def reconcile(
     now: datetime | None = None,
     workers: int = 1,
     start: str = "fork",
+    limits: ChildLimits | None = None,
+    guard: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> ReconcileResult:
     """Make the store match the files, or raise without changing anything.
 
     Raises ``InvalidJobFiles`` when any file is invalid and ``EmptyJobsDir`` when the files
-    declare nothing while the store holds jobs (unless ``allow_empty``).
+    declare nothing while the store holds jobs (unless ``allow_empty``). ``limits``:
+    parse in children under these limits; ``guard``: held while reading the store,
+    planning and applying (not while parsing).
     """
     started = time.perf_counter()
-    with store.engine.connect() as conn, gc_paused():
-        stored = store.stored_jobs(conn)
+    with store.engine.connect() as conn:
         cache = store.file_cache(conn)
-    loaded = load_desired(jobs_dir, cache, workers=workers, start=start)
-    # A job known only by fingerprint that the store does not hold as such (a store edited
-    # behind our back): parse its file after all, to have its spec.
-    stale = frozenset(
-        job.source.path
-        for job in loaded.jobs.values()
-        if job.from_cache
-        and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
+    # Parsing (in children, when ``limits``) happens outside ``guard``: a slow or hostile
+    # file never holds up the daemon's firing of other jobs.
+    load = functools.partial(
+        load_desired, jobs_dir, cache, workers=workers, start=start, limits=limits
     )
-    if stale:
-        loaded = load_desired(jobs_dir, cache, reparse=stale, workers=workers, start=start)
-    if not loaded.jobs and stored and not allow_empty:
-        raise EmptyJobsDir(jobs_dir, len(stored))
-    result_plan = plan(loaded.jobs, stored)
-    cache_changed = bool(loaded.cache.put or loaded.cache.drop)
-    applied = False
-    if not dry_run and (result_plan.has_changes or result_plan.moved or cache_changed):
-        with gc_paused():  # ~20 short-lived objects per job written, none in cycles
-            apply_plan(store, result_plan, loaded.cache, now or datetime.now(UTC), cache_version())
-        applied = True
+    loaded = load()
+    with guard():
+        with store.engine.connect() as conn, gc_paused():
+            stored = store.stored_jobs(conn)
+        # A job known only by fingerprint that the store does not hold as such (a store
+        # edited behind our back): parse its file after all, to have its spec.
+        stale = frozenset(
+            job.source.path
+            for job in loaded.jobs.values()
+            if job.from_cache
+            and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
+        )
+        if stale:
+            loaded = load(reparse=stale)
+        if not loaded.jobs and stored and not allow_empty:
+            raise EmptyJobsDir(jobs_dir, len(stored))
+        result_plan = plan(loaded.jobs, stored)
+        cache_changed = bool(loaded.cache.put or loaded.cache.drop)
+        applied = False
+        if not dry_run and (result_plan.has_changes or result_plan.moved or cache_changed):
+            with gc_paused():  # ~20 short-lived objects per job written, none in cycles
+                when = now or datetime.now(UTC)
+                apply_plan(store, result_plan, loaded.cache, when, cache_version())
+            applied = True
     return ReconcileResult(result_plan, applied, loaded.parsed_files, time.perf_counter() - started)
 
 

@@ -26,13 +26,16 @@ from apscheduler.executors.base import BaseExecutor
 from scheduler.durations import format_duration
 from scheduler.handlers import Registry, default_registry
 from scheduler.handlers.base import Result, RunContext
+from scheduler.handlers.variables import mask
 from scheduler.history import HistoryWriter, RunRecord
+from scheduler.processes import RunFiles
 from scheduler.spec import JobSpec, SpecModels, default_models, models_for
 from scheduler.store import Store
 
 log = logging.getLogger(__name__)
 
 NOTIFIER_TIMEOUT = 60.0
+ERROR_LIMIT = 16 * 1024  # characters of error text kept with a run
 _RUN_PREFIX = secrets.token_hex(8)  # per process; with a counter, unique without a syscall
 _RUN_COUNTER = itertools.count(int.from_bytes(secrets.token_bytes(4)))
 
@@ -80,6 +83,7 @@ class Runner:
     # Called with every finished try, skipped or missed run (the daemon's metrics).
     listeners: list[Callable[[RunRecord], None]] = field(default_factory=list)
     models: SpecModels | None = field(default=None, repr=False)  # of ``registry``, built once
+    run_files: RunFiles | None = None  # the daemon's record of running processes
     # With replicas: writes the try's ``running`` row as a fenced claim (``claims``); a
     # refused claim means the try does not start. None: the batched writer records it.
     claim: Callable[[RunRecord], Awaitable[bool]] | None = None
@@ -268,6 +272,7 @@ class Runner:
             self.store,
             kill_grace=self.kill_grace,
             timeout=timeout,
+            run_files=self.run_files,
         )
         ctx.announce = lambda: self._announce(record, ctx)
         deadline = asyncio.timeout(timeout)
@@ -310,8 +315,9 @@ class Runner:
             record.outcome = result.outcome
         record.finished_at = self.clock()
         record.exit_code = result.exit_code
-        record.output_tail = result.output
-        record.error = result.error
+        # A value resolved from ${VAR} is a secret as far as anyone reading history knows.
+        record.output_tail = mask(result.output, result.masked)
+        record.error = cap_error(mask(result.error, result.masked))
         self.writer.finished(record)
         self._tell(record)
         duration = record.finished_at - record.started_at
@@ -375,7 +381,9 @@ class Runner:
             "SCHEDULER_EVENT": kind,
             "SCHEDULER_OUTCOME": record.outcome,
             "SCHEDULER_EXIT_CODE": "" if record.exit_code is None else str(record.exit_code),
-            "SCHEDULER_OUTPUT_TAIL": (record.output_tail or "")[-4096:],
+            # A NUL byte cannot be passed in an environment: without this, one in a job's
+            # output made every command notifier fail ("embedded null byte").
+            "SCHEDULER_OUTPUT_TAIL": (record.output_tail or "")[-4096:].replace("\0", "\ufffd"),
         }
         failures = []
         for index, notifier in enumerate(notifiers):
@@ -394,14 +402,14 @@ class Runner:
                 assert handler.run is not None
                 async with asyncio.timeout(NOTIFIER_TIMEOUT):
                     result = await handler.run(ctx, notifier)
-                error = result.error if result.outcome != "success" else None
+                error = mask(result.error, result.masked) if result.outcome != "success" else None
             except Exception as exc:  # includes the timeout: never retried, never blocking
                 error = f"{type(exc).__name__}: {exc}"
             if error:
                 failures.append(f"{kind}[{index}] ({notifier.type}) failed: {error}")
                 log.error("job %s: notifier %s[%d] failed: %s", record.job_id, kind, index, error)
         if failures:
-            record.error = "\n".join(filter(None, [record.error, *failures]))
+            record.error = cap_error("\n".join(filter(None, [record.error, *failures])))
             self.writer.finished(record)
 
     # -- shutdown ----------------------------------------------------------------------
@@ -427,6 +435,13 @@ class Runner:
         if notifying:
             await asyncio.wait(notifying, timeout=self.kill_grace + 10)
         await self.writer.close()
+
+
+def cap_error(text: str | None, limit: int = ERROR_LIMIT) -> str | None:
+    """Keep the end of a long error (a traceback's last lines say most), like output."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"[{len(text) - limit} characters cut]\n{text[-limit:]}"
 
 
 def _noted(error: str, ctx: RunContext) -> str:

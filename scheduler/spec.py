@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from itertools import pairwise
 from typing import Annotated, Any, Literal, Union
@@ -36,6 +36,8 @@ from scheduler.handlers import Registry, default_registry
 from scheduler.handlers.celery import CeleryDefaults
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+RESERVED_ID_PREFIX = "scheduler."  # the scheduler's own jobs (the built-in cleanup)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # later ones overflow date arithmetic downstream
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN, max_length=100)]
 TRIGGER_KEYS = ("cron", "interval", "at")
 DEFAULT_MAX_INSTANCES = 3
@@ -118,8 +120,21 @@ class Schedule(Strict):
         zone = ZoneInfo(self.timezone)
         for name in ("at", "start", "end"):
             value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                object.__setattr__(self, name, value.replace(tzinfo=zone))
+            if value is None:
+                continue
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=zone)
+                object.__setattr__(self, name, value)
+            try:
+                in_range = datetime.min.replace(tzinfo=UTC) < value.astimezone(UTC) < LATEST
+            except OverflowError:
+                in_range = False
+            if not in_range:
+                raise PydanticCustomError(
+                    "date_out_of_range",
+                    "{key}: {value} is out of range: use a date-time between years 1 and 9998",
+                    {"key": name, "value": value.isoformat()},
+                )
         if self.start and self.end and self.start >= self.end:
             raise PydanticCustomError("bad_bounds", "end must be after start", {"key": "end"})
         return self

@@ -41,7 +41,7 @@ def job(registry: Registry | None = None, **fields: Any) -> dict[str, Any]:
 
 def command_job(command: list[str] | str, **fields: Any) -> dict[str, Any]:
     run: dict[str, Any] = {"type": "command", "command": command}
-    for key in ("env", "cwd"):
+    for key in ("env", "cwd", "inherit_env"):
         if key in fields:
             run[key] = fields.pop(key)
     return job(run=run, **fields)

@@ -58,19 +58,26 @@ def test_env_is_merged_over_the_daemon_env_and_resolved_at_run_time(
 ) -> None:
     monkeypatch.setenv("RUNNER_TEST_INHERITED", "from-daemon")
     monkeypatch.setenv("RUNNER_TEST_OVERRIDDEN", "daemon-value")
+    line = 'echo "$GREETING|$RUNNER_TEST_INHERITED|$RUNNER_TEST_OVERRIDDEN"'
     spec = command_job(
-        ["sh", "-c", 'echo "$GREETING|$RUNNER_TEST_INHERITED|$RUNNER_TEST_OVERRIDDEN"'],
+        ["sh", "-c", f"{line} > seen.txt; {line}"],
         env={"GREETING": "token=${RUNNER_TEST_SECRET}", "RUNNER_TEST_OVERRIDDEN": "job-value"},
+        cwd=".",
     )
     assert spec["run"]["env"]["GREETING"] == "token=${RUNNER_TEST_SECRET}"  # stored unresolved
 
-    monkeypatch.setenv("RUNNER_TEST_SECRET", "first")
-    (first,) = run_once(tmp_path / "a", spec)
-    monkeypatch.setenv("RUNNER_TEST_SECRET", "rotated")
-    (second,) = run_once(tmp_path / "b", spec)
+    runs = []
+    for secret, where in (("first", tmp_path / "a"), ("rotated", tmp_path / "b")):
+        monkeypatch.setenv("RUNNER_TEST_SECRET", secret)
+        where.mkdir()
+        monkeypatch.chdir(where)
+        (row,) = run_once(where, spec)
+        runs.append(((where / "seen.txt").read_text(), row["output_tail"]))
 
-    assert first["output_tail"] == "token=first|from-daemon|job-value\n"
-    assert second["output_tail"] == "token=rotated|from-daemon|job-value\n"
+    assert runs == [
+        ("token=first|from-daemon|job-value\n", "token=***|from-daemon|job-value\n"),
+        ("token=rotated|from-daemon|job-value\n", "token=***|from-daemon|job-value\n"),
+    ]  # the job got the value; its history shows it masked
 
 
 def test_the_child_knows_its_job_and_run_ids(tmp_path: Path) -> None:

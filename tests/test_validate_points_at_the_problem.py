@@ -119,6 +119,24 @@ BAD_INPUTS = [
         "recursive YAML alias: a value cannot contain itself",
         id="recursive-alias",
     ),
+    pytest.param(  # issue 16.9: the built-in cleanup was silently replaced
+        "jobs:\n  scheduler.cleanup:\n    schedule: {interval: 1h}\n",
+        "2:3",
+        "job id 'scheduler.cleanup' is reserved",
+        id="reserved-id",
+    ),
+    pytest.param(  # issue 16.11: validated, then reconcile died with an OverflowError
+        job(schedule="at: 9999-12-31T23:59:59-14:00"),
+        "4:7",
+        "at: 9999-12-31T23:59:59-14:00 is out of range",
+        id="at-overflows",
+    ),
+    pytest.param(
+        job(schedule='cron: "0 9 * * *"\n      start: 0001-01-01T00:00:00+01:00'),
+        "5:7",
+        "start: 0001-01-01T00:00:00+01:00 is out of range",
+        id="start-underflows",
+    ),
     pytest.param(
         job(extra="    timeout: 99999999999d\n"),
         "8:14",

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from scheduler.processes import RunFiles
+
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 
 
@@ -51,6 +53,7 @@ class RunContext:
     payload: dict[str, Any] | None = None  # the finished run, for notifiers
     kill_grace: float = 5.0  # SIGTERM -> SIGKILL delay when a run is stopped
     timeout: float | None = None  # the job's timeout, which the runner enforces
+    run_files: RunFiles | None = None  # where a run's processes are recorded (the daemon)
     # Work handed to another system (a Celery task): its id there and who ran it, kept with
     # the run; ``announce()`` writes them to the running row; ``stop_note`` is added to the
     # error when the runner stops the run (timeout, replace, shutdown).
@@ -69,6 +72,7 @@ class Result:
     exit_code: int | None = None
     output: str = ""
     error: str | None = None
+    masked: tuple[str, ...] = ()  # values resolved from ${VAR}: shown as *** wherever kept
 
 
 class Tail:

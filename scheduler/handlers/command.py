@@ -4,21 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import re
 import signal
-import string
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    Field,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    field_validator,
+    model_serializer,
+)
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext, Tail
+from scheduler.handlers.variables import OWN_PREFIX, MissingVariable, Resolver, inherited
+from scheduler.processes import (
+    MARK_VAR,
+    Proc,
+    end_tree,
+    main_process,
+    new_mark,
+    owner,
+    starting,
+    stat,
+)
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DRAIN = 1.0  # seconds to read what is left in the pipe once the run's processes end
 
 
 def _command_line(value: Any) -> list[str] | str:
     if isinstance(value, str):
         if not value.strip():
             raise ValueError("command is empty: give a program to run")
+        if "\0" in value:
+            raise ValueError("command holds a NUL byte, which no program can receive")
         return value
     if isinstance(value, list):
         if not value:
@@ -28,6 +53,8 @@ def _command_line(value: Any) -> list[str] | str:
         ):
             raise ValueError("command list items must be strings (quote numbers and flags)")
         args = [str(arg) for arg in value]
+        if any("\0" in arg for arg in args):
+            raise ValueError("command holds a NUL byte, which no program can receive")
         if not args[0].strip():
             raise ValueError("command's first item (the program) is empty")
         return args
@@ -61,62 +88,44 @@ class CommandArgs(HandlerArgs):
     command: CommandLine
     env: dict[str, str] = Field(
         default_factory=dict,
-        description="merged over the daemon's environment; ${VAR} is resolved at run time",
+        description="added to the environment; ${VAR} comes from the daemon's at run time",
+    )
+    inherit_env: bool | list[str] = Field(
+        default=True,
+        description="what the job gets of the daemon's environment: true (all but SCHEDULER_* "
+        "and URLs with passwords), false (only PATH) or a list of names",
     )
     cwd: str | None = Field(default=None, description="working directory (default: the daemon's)")
 
+    @field_validator("inherit_env")
+    @classmethod
+    def _names(cls, value: bool | list[str]) -> bool | list[str]:
+        for name in value if isinstance(value, list) else []:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"inherit_env: {name!r} is not a variable name")
+            if name.startswith(OWN_PREFIX):
+                raise ValueError(
+                    f"inherit_env: {name} is the scheduler's own setting and never passed to "
+                    f'jobs: if the job needs it, write env: {{{name}: "${{{name}}}"}}'
+                )
+        return value
 
-class MissingVariable(Exception):
-    """An ``env`` value names a variable the daemon's environment does not have."""
+    @model_serializer(mode="wrap")
+    def _omit_default_inheritance(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Left out while it is the default: the stored spec and fingerprint of every
+        # command job written before inherit_env existed stay the same (no update churn).
+        data = handler(self)
+        if isinstance(data, dict) and data.get("inherit_env") is True:
+            del data["inherit_env"]
+        return data
 
-
-def expand_env(env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
-    """``${VAR}`` in values comes from the daemon's environment at run time, so secrets are
-    never written to the database. A missing one fails the run rather than passing the
-    literal text ``${VAR}`` on; ``$$`` is a literal ``$``."""
-    expanded = {}
-    for key, value in env.items():
-        try:
-            expanded[key] = string.Template(value).substitute(base)
-        except KeyError as exc:
-            raise MissingVariable(
-                f"env {key} uses ${{{exc.args[0]}}}, which is not set in the scheduler's "
-                "environment: set it where the daemon starts"
-            ) from None
-        except ValueError as exc:
-            raise MissingVariable(f"env {key}: {exc} (write $$ for a literal $)") from None
-    return expanded
-
-
-async def stop_group(pgid: int, exited: asyncio.Future[None], grace: float) -> None:
-    """SIGTERM the whole process group, SIGKILL what is left after ``grace``: no orphaned
-    grandchildren survive a stopped run. ``exited`` is done once the leader has exited."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            if not exited.done():
-                await asyncio.wait([exited], timeout=0.05)
-                continue
-            _reap(pgid)
-            try:
-                os.killpg(pgid, 0)  # anyone left in the group?
-            except ProcessLookupError:
-                return
-            await asyncio.sleep(0.05)
-    await asyncio.wait([exited], timeout=5.0)
-
-
-def _reap(pgid: int) -> None:
-    """Reap the group's members the daemon has adopted (it is PID 1 in a container, or a
-    subreaper): nobody else will, and as zombies they would keep the group alive. Called
-    only once the leader has been reaped, so it never takes asyncio's own child."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
-            pass
+    @field_validator("env")
+    @classmethod
+    def _no_nul(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if "\0" in key or "\0" in text or "=" in key:
+                raise ValueError(f"env {key!r}: names hold no '=' and values no NUL byte")
+        return value
 
 
 class _Capture(asyncio.SubprocessProtocol):
@@ -128,6 +137,7 @@ class _Capture(asyncio.SubprocessProtocol):
         loop = asyncio.get_running_loop()
         self.tail = tail
         self.exited: asyncio.Future[None] = loop.create_future()
+        self.exited_at: float | None = None
         self.output_closed: asyncio.Future[None] = loop.create_future()
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
@@ -139,56 +149,115 @@ class _Capture(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         if not self.exited.done():
+            self.exited_at = time.monotonic()
             self.exited.set_result(None)
 
 
 async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
-    base = dict(os.environ)
+    resolver = Resolver(os.environ)
     try:
-        declared = expand_env(args.env, base)
+        declared = {k: resolver.template(v, f"env {k}") for k, v in args.env.items()}
     except MissingVariable as exc:
         return Result("failure", error=str(exc))
+    mark = new_mark()
     env = {
-        **base,
+        **inherited(os.environ, args.inherit_env),
         **declared,
         **ctx.env,
         "SCHEDULER_JOB_ID": ctx.job_id,
         "SCHEDULER_RUN_ID": ctx.run_id,
         "SCHEDULER_ATTEMPT": str(ctx.attempt),
+        MARK_VAR: mark,  # finds every process it starts, wherever they go
     }
     argv = ["/bin/sh", "-c", args.command] if isinstance(args.command, str) else args.command
     tail = Tail()
-    try:
-        transport, capture = await asyncio.get_running_loop().subprocess_exec(
-            lambda: _Capture(tail),
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=args.cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so it can be stopped whole
-        )
-    except OSError as exc:
-        return Result("failure", error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
-    pgid = transport.get_pid()
-    try:
-        await asyncio.shield(capture.exited)
-        # The main process is done: what it left running in its group is stopped too.
-        await stop_group(pgid, capture.exited, ctx.kill_grace)
-        await asyncio.wait([capture.output_closed], timeout=5.0)
-    except asyncio.CancelledError:
-        await asyncio.shield(stop_group(pgid, capture.exited, ctx.kill_grace))
-        raise
-    finally:
-        transport.close()
+    with contextlib.ExitStack() as stack:
+        try:
+            with starting():  # until its pid is known, no adopted zombie is reaped
+                transport, capture = await asyncio.get_running_loop().subprocess_exec(
+                    lambda: _Capture(tail),
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    cwd=args.cwd,
+                    env=env,
+                    start_new_session=True,  # its own process group and session
+                )
+                pid = transport.get_pid()
+                stack.enter_context(main_process(pid))
+        except OSError as exc:
+            return Result("failure", error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+        await _follow(ctx, transport, capture, pid, mark)
     code = transport.get_returncode()
     assert code is not None
     outcome: Literal["success", "failure"] = "success" if code == 0 else "failure"
     error = None if code == 0 else f"exited with code {code}"
     if code < 0:
         error = f"killed by signal {signal.Signals(-code).name}"
-    return Result(outcome, exit_code=code, output=tail.text(), error=error)
+    return Result(
+        outcome, exit_code=code, output=tail.text(), error=error, masked=resolver.masked()
+    )
+
+
+async def _follow(
+    ctx: RunContext,
+    transport: asyncio.SubprocessTransport,
+    capture: _Capture,
+    pid: int,
+    mark: str,
+) -> None:
+    """Wait for the main process; then end everything it started, however it left."""
+    started = stat(pid)  # its start: everything of the run started later
+
+    async def end() -> None:
+        await end_tree(
+            mark,
+            pid,
+            grace=ctx.kill_grace,
+            main=pid,
+            main_exited=capture.exited,
+            since=started.start if started is not None else 0,
+            exited_at=capture.exited_at,
+        )
+        # Whatever still holds the pipe is gone now: read what is left, briefly.
+        await asyncio.wait([capture.output_closed], timeout=OUTPUT_DRAIN)
+        if ctx.run_files is not None:
+            ctx.run_files.remove(ctx.run_id)
+
+    try:
+        _remember(ctx, pid, mark, started)
+        # The outcome is the main process's exit, not the end of its output: a background
+        # process may hold the pipe for as long as it lives.
+        await asyncio.shield(capture.exited)
+        await end()  # what it left running (even setsid or double-forked) ends with it
+    except asyncio.CancelledError:
+        await asyncio.shield(end())
+        raise
+    finally:
+        transport.close()
+
+
+def _remember(ctx: RunContext, pid: int, mark: str, proc: Proc | None) -> None:
+    """Leave a record that outlives a ``kill -9`` of the daemon (see ``leftovers``)."""
+    if ctx.run_files is None:
+        return
+    try:
+        ctx.run_files.add(
+            {
+                "run_id": ctx.run_id,
+                "job_id": ctx.job_id,
+                "attempt": ctx.attempt,
+                "scheduled_time": ctx.scheduled_time.timestamp() if ctx.scheduled_time else None,
+                "started_at": time.time(),
+                "pid": pid,
+                "mark": mark,
+                "daemon": owner(),  # a record of a live daemon is never touched
+                "start": proc.start if proc is not None else None,
+            }
+        )
+    except OSError as exc:  # the run goes on; only a daemon crash would lose track of it
+        log.warning("job %s: cannot record run %s's process: %s", ctx.job_id, ctx.run_id, exc)
 
 
 HANDLER = HandlerType("command", CommandArgs, run_command, CommandArgs.__doc__ or "")

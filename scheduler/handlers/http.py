@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
+from scheduler.handlers.variables import MissingVariable, Resolver
 
 BODY_EXCERPT = 4096  # characters of the body kept with the run
 HEAD_BYTES = 4 * BODY_EXCERPT  # enough bytes for 4,096 characters of any encoding
@@ -18,11 +19,17 @@ DEFAULT_TIMEOUT = 300.0  # seconds without progress, when the job declares no ti
 class HttpArgs(HandlerArgs):
     """Send an HTTP request; the status and a body excerpt are recorded with the run."""
 
-    url: str = Field(pattern=r"^https?://[^\s/]+", description="http:// or https:// URL")
+    url: str = Field(
+        pattern=r"^https?://[^\s/]+",
+        description="http:// or https:// URL; ${VAR} is resolved from the daemon's environment "
+        "at run time and never stored ($${ for a literal ${)",
+    )
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    json_body: Any = Field(default=None, alias="json", description="sent as JSON")
-    body: str | None = Field(default=None, description="sent as is")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="${VAR} comes from the daemon's environment at run time"
+    )
+    json_body: Any = Field(default=None, alias="json", description="sent as JSON; ${VAR} as in url")
+    body: str | None = Field(default=None, description="sent as is; ${VAR} as in url")
     expect_status: list[int] = Field(
         default_factory=list,
         description="statuses that count as success (default: any 2xx)",
@@ -53,8 +60,39 @@ class HttpArgs(HandlerArgs):
         return self
 
 
+def _expand_json(value: Any, resolver: Resolver, where: str) -> Any:
+    if isinstance(value, str):
+        return resolver.braced(value, where)
+    if isinstance(value, list):
+        return [_expand_json(item, resolver, where) for item in value]
+    if isinstance(value, dict):
+        return {k: _expand_json(v, resolver, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
 async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
     """One request; the job's ``timeout`` bounds it (the runner cancels it)."""
+    resolver = Resolver(os.environ)
+    try:
+        url = resolver.braced(args.url, "url")
+        declared = {k: resolver.braced(v, f"header {k}") for k, v in args.headers.items()}
+        body = resolver.braced(args.body, "body") if args.body is not None else None
+        json_body = _expand_json(args.json_body, resolver, "json")
+    except MissingVariable as exc:
+        return Result("failure", error=str(exc))
+    result = await _request(ctx, args, url, declared, body, json_body)
+    result.masked = resolver.masked()
+    return result
+
+
+async def _request(
+    ctx: RunContext,
+    args: HttpArgs,
+    url: str,
+    declared: dict[str, str],
+    body: str | None,
+    json_body: Any,
+) -> Result:
     tls = await _tls_context()
     import httpx  # imported by _tls_context, in a thread
 
@@ -62,11 +100,11 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
         "User-Agent": "declarative-scheduler",
         "X-Scheduler-Job-Id": ctx.job_id,
         "X-Scheduler-Run-Id": ctx.run_id,
-        **args.headers,
+        **declared,
     }
-    payload = args.json_body
+    payload = json_body
     method = args.method
-    if payload is None and args.body is None and ctx.payload is not None:
+    if payload is None and body is None and ctx.payload is not None:
         payload = ctx.payload  # a notifier sends the finished run's details...
         if "method" not in args.model_fields_set:
             method = "POST"  # ...as webhooks expect them, unless told otherwise
@@ -78,14 +116,14 @@ async def run_http(ctx: RunContext, args: HttpArgs) -> Result:
             httpx.AsyncClient(timeout=limit, follow_redirects=True, verify=tls) as client,
             client.stream(
                 method,
-                args.url,
+                url,
                 headers=headers,
                 json=payload,
-                content=args.body.encode() if args.body is not None else None,
+                content=body.encode() if body is not None else None,
             ) as response,
         ):
             head = await _read_head(response)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return Result("failure", error=f"{type(exc).__name__}: {exc}{_root_cause(exc)}")
     ok = (
         response.status_code in args.expect_status

@@ -1,0 +1,145 @@
+"""Job files parsed in child processes: in parallel when there are many, under a CPU and
+memory limit when the daemon asks (no file can take the daemon down with it), and always
+dying with their parent (a kill -9 of ``scheduler reconcile`` leaves nothing behind).
+Callers: the reconciler. Imports only the loader, so a child starts light.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from scheduler.errors import SpecProblem
+from scheduler.loader import FileResult, load_text
+
+PARALLEL_MIN_FILES = 16
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    """What one parse child may use. Far above a valid 16 MiB file of jobs (about 5 s and
+    600 MiB): the parser's own limits refuse hostile files long before these."""
+
+    cpu_seconds: int = 60
+    memory_mib: int = 2048
+
+    @classmethod
+    def from_env(cls) -> ChildLimits:
+        """``SCHEDULER_PARSE_CPU_SECONDS`` and ``SCHEDULER_PARSE_MEMORY_MIB`` override."""
+        default = cls()
+        return cls(
+            _env_int("SCHEDULER_PARSE_CPU_SECONDS", default.cpu_seconds),
+            _env_int("SCHEDULER_PARSE_MEMORY_MIB", default.memory_mib),
+        )
+
+    def refused(self, path: str) -> SpecProblem:
+        return SpecProblem(
+            path,
+            1,
+            1,
+            f"parsing this file went past the parse limit ({self.cpu_seconds} s of CPU, "
+            f"{self.memory_mib} MiB of memory) and was stopped: make the file smaller or "
+            "split it (limits: SCHEDULER_PARSE_CPU_SECONDS, SCHEDULER_PARSE_MEMORY_MIB)",
+        )
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Have the kernel kill this process when its parent dies (Linux), and exit now if the
+    parent is already gone: an orphaned worker would wait for work forever."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_child(parent: int | None, limits: ChildLimits | None) -> None:
+    die_with_parent(parent)
+    if limits is not None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+        memory = limits.memory_mib * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+
+def load_lean(batch: list[tuple[str, str]]) -> list[FileResult]:
+    """``load_text`` in a child: the pydantic models stay behind (the parent rebuilds those
+    it needs from the canonical dicts, cheaper than pickling them)."""
+    return [load_text(path, text, lean=True) for path, text in batch]
+
+
+def parse_files(
+    pending: list[tuple[str, str]],
+    workers: int,
+    start: str,
+    limits: ChildLimits | None = None,
+) -> list[FileResult]:
+    """Parse and validate ``(path, text)`` pairs, in file order.
+
+    Without ``limits``: in this process unless there are many files (a cold start of
+    10,000 jobs is mostly parsing, and what it allocates stays with the children). With
+    ``limits``: always in children; a file whose child hits a limit becomes a problem
+    naming it. ``start``: "fork" (the command line: the parent's imports for free) or
+    "forkserver"/"spawn" (the daemon, whose other threads make forking unsafe)."""
+    many = workers >= 2 and len(pending) >= PARALLEL_MIN_FILES
+    if not pending or sys.platform == "win32" or (limits is None and not many):
+        return [load_text(path, text) for path, text in pending]
+    context = multiprocessing.get_context(start)
+    if start == "forkserver":
+        context.set_forkserver_preload([__name__])
+    parent = os.getpid() if start != "forkserver" else None
+    count = max(1, min(workers, len(pending)))
+    size = max(1, len(pending) // (count * 4))
+    batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+
+    def pool(processes: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            processes, mp_context=context, initializer=_init_child, initargs=(parent, limits)
+        )
+
+    done: dict[str, FileResult] = {}
+    failed: list[tuple[str, str]] = []
+    with pool(count) as executor:
+        futures = [(batch, executor.submit(load_lean, batch)) for batch in batches]
+        for batch, future in futures:
+            results = _outcome(future)
+            if results is None:
+                failed.extend(batch)
+            else:
+                done.update((r.path, r) for r in results)
+    if len(pending) == 1:
+        failed = []
+        done.setdefault(pending[0][0], _refused(limits, pending[0][0]))
+    for path, text in failed:  # which file was it? One child each, so the others still load
+        with pool(1) as executor:
+            results = _outcome(executor.submit(load_lean, [(path, text)]))
+        done[path] = results[0] if results else _refused(limits, path)
+    return [done[path] for path, _ in pending]
+
+
+def _outcome(future: Future[list[FileResult]]) -> list[FileResult] | None:
+    """The child's results; None when a limit stopped it (killed, or out of memory)."""
+    try:
+        return future.result()
+    except (BrokenProcessPool, MemoryError):
+        return None
+
+
+def _refused(limits: ChildLimits | None, path: str) -> FileResult:
+    problem = (limits or ChildLimits()).refused(path)
+    return FileResult(path, "", (), (problem,))
