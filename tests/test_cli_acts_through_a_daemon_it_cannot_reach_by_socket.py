@@ -105,3 +105,20 @@ def test_a_second_daemon_on_the_same_sqlite_store_is_refused_from_another_runtim
         "(replicas) need PostgreSQL"
     )
     assert first.proc.poll() is None
+
+
+def test_a_lease_outside_two_seconds_to_five_minutes_is_refused_at_start(
+    jobs_dir: Path, db_url: str, runtime_dir: Path
+) -> None:
+    for lease, why in (("1s", "a lease of 1s is outside 2s..5m"), ("6m", "a lease of 360s")):
+        done = subprocess.run(
+            scheduler_argv(jobs_dir, db_url, "run", "--lease", lease),
+            env=daemon_env(runtime_dir),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"error: {why}"), done.stderr
+        assert "pick e.g. --lease 10s" in done.stderr
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()  # refused before anything
