@@ -104,13 +104,14 @@ jobs:
   too-late:
     schedule: {cron: "*/10 * * * *"}
     run: {type: command, command: ["true"]}
+    misfire_grace: 5s
 """,
     )
     # Keep clear of a 10-minute boundary on both sides: no run may fall due while the test
-    # watches, and the latest missed time of 'too-late' must be past its 30 s grace.
+    # watches, and the latest missed time of 'too-late' must be past its 5 s grace.
     since_boundary = time.time() % 600
-    if since_boundary < 40 or since_boundary > 580:
-        time.sleep((40 - since_boundary) % 600 + 1)
+    if since_boundary < 10 or since_boundary > 580:
+        time.sleep((10 - since_boundary) % 600 + 1)
     # The store as a daemon left it an hour ago: every job's next run is long past.
     store = Store(db_url)
     went_down = datetime.now(UTC) - timedelta(hours=1)
@@ -139,7 +140,7 @@ jobs:
     due = [datetime.fromisoformat(r["scheduled_time"]) for r in every]
     assert all(b - a == timedelta(minutes=10) for a, b in itertools.pairwise(due))
     assert [r["outcome"] for r in by_job["too-late"]] == ["missed"]
-    assert "past its misfire grace of 30s" in by_job["too-late"][0]["error"]
+    assert "past its misfire grace of 5s" in by_job["too-late"][0]["error"]
 
 
 def test_a_run_cut_short_by_a_crash_is_marked_interrupted(
