@@ -355,9 +355,16 @@ async def healthz(control: Ctl) -> JSONResponse:
             await asyncio.to_thread(_ping, control.store)
         except Exception as exc:
             problem = f"the store does not answer: {type(exc).__name__}: {exc}"
+    role = _role(control)
     if problem:
-        return JSONResponse({"detail": problem}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        return JSONResponse({"detail": problem, **role}, status_code=503)
+    return JSONResponse({"status": "ok", **role})
+
+
+def _role(control: Control) -> dict[str, Any]:
+    """Leader or standby, epoch, lease age and who leads (daemons with a leadership)."""
+    role = getattr(control, "role", None)
+    return dict(role()) if callable(role) else {}
 
 
 @router.get("/version")
@@ -434,6 +441,7 @@ def _render_status(control: Control) -> str:
         reconcile=control.last_reconcile,
         version=__version__,
         jobs_dir=str(control.settings.jobs_dir),
+        role=_role(control),
     )
     return page
 

@@ -329,6 +329,16 @@ def jobs(settings: Settings, output: str) -> None:
     "127.0.0.1. Set SCHEDULER_API_TOKEN to require a bearer token.",
 )
 @click.option(
+    "--lease",
+    envvar="SCHEDULER_LEASE",
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    help="Replicas on PostgreSQL: how long the leader's lease lasts (env SCHEDULER_LEASE, "
+    "2s..5m). A standby takes over within about this long after the leader dies, e.g. "
+    "--lease 5s.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -347,6 +357,7 @@ def run(
     allow_empty: bool,
     shutdown_grace: float,
     http: str | None,
+    lease: str,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -360,6 +371,8 @@ def run(
       scheduler run
       scheduler run --http 8080      # API, status page and /metrics on 127.0.0.1:8080
       SCHEDULER_DB=sqlite:////var/lib/scheduler/jobs.db scheduler --jobs-dir /etc/jobs.d run
+      # replicas: the same command on two hosts, one PostgreSQL store; one leads
+      scheduler --db postgresql+psycopg://sched@db/sched run --http 0.0.0.0:8080 --lease 10s
     """
     import asyncio
     import os
@@ -367,12 +380,23 @@ def run(
     from scheduler import logs
     from scheduler.api import TOKEN_ENV, parse_bind
     from scheduler.daemon import Daemon
+    from scheduler.durations import parse_duration
+    from scheduler.leadership import BadLease, check_lease
 
+    try:
+        lease_seconds = check_lease(parse_duration(lease).total_seconds())
+    except ValueError as exc:
+        raise BadLease(f"--lease: {exc}") from None
     token = os.environ.get(TOKEN_ENV) or None
     bind = parse_bind(http, token) if http else None
     logs.setup(log_level, log_format)
     daemon = Daemon(
-        settings, allow_empty=allow_empty, shutdown_grace=shutdown_grace, http=bind, token=token
+        settings,
+        allow_empty=allow_empty,
+        shutdown_grace=shutdown_grace,
+        http=bind,
+        token=token,
+        lease=lease_seconds,
     )
     asyncio.run(daemon.run())
 
@@ -396,8 +420,8 @@ def _operator(settings: Settings, op: str, job_id: str, output: str) -> dict[str
 def trigger(settings: Settings, job_id: str, output: str) -> None:
     """Run a job now, recorded like any run (its concurrency policy still applies).
 
-    With a daemon running, the daemon runs it; otherwise it runs in this process and the
-    exit code says whether it succeeded.
+    The daemon that leads the store runs it (found by its socket, or through the store when
+    it runs on another host); with no daemon running this fails and says so.
 
     \b
     Example:

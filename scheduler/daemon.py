@@ -1,6 +1,8 @@
-"""``scheduler run``: the daemon. Owns the store (the writer lock) for its lifetime,
-reconciles at start-up, on every change under the jobs dir and on SIGHUP, runs due jobs,
-and answers the command line on a local socket. SIGTERM/SIGINT stop it cleanly.
+"""``scheduler run``: the daemon. Waits to lead the store (``leadership``: the host lock on
+SQLite, a lease on PostgreSQL), then reconciles at start-up, on every change under the jobs
+dir and on SIGHUP, runs due jobs, and answers the command line on a local socket. A standby
+serves the API and hands operator requests to the leader (``handoff``). SIGTERM/SIGINT stop
+it cleanly.
 
 While a file is invalid it keeps running its last good state and logs the problems.
 """
@@ -22,12 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler import control
+from scheduler import control, handoff
 from scheduler.apply import RUNNER_REF, set_operator_pause
+from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.freshness import Freshness
-from scheduler.history import HistoryWriter, mark_lost_runs
+from scheduler.history import HistoryWriter, RunRecord, mark_lost_runs
+from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
 from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
@@ -55,6 +60,8 @@ BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
 STORE_RETRY_SECONDS = 1.0
+STORE_WATCH_SECONDS = 0.5  # how often the leader looks for requests and outside changes
+HANDOFF_TIMEOUT = 30.0  # how long a standby waits for the leader to answer a request
 SLOW_PASS_SECONDS = 2.0  # a scheduler pass this long waited for a locked store
 PASS_STOP_SECONDS = 10.0  # how long a stop waits for the pass in flight
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
@@ -77,7 +84,12 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
     SQLite store held the loop for the busy timeout, 5 s per pass, and with it the API and
     history. A pass that fails (a locked file, a restarting database) is retried instead of
     stopping the wake-ups for good; the runner ignores a due time it already started, so the
-    retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz."""
+    retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz.
+
+    ``may_fire`` is asked first: a leader frozen past its lease (SIGSTOP, a paused VM)
+    must not touch the store when it wakes, before it has even noticed."""
+
+    may_fire: Any = None
 
     def start(self, paused: bool = False) -> None:
         self._pass: asyncio.Future[float | None] | None = None
@@ -118,6 +130,8 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
         done.add_done_callback(self._pass_done)
 
     def _one_pass(self) -> float | None:
+        if self.may_fire is not None and not self.may_fire():
+            return STORE_RETRY_SECONDS
         started = time.monotonic()
         try:
             wait_seconds: float | None = self._process_jobs()
@@ -182,16 +196,23 @@ class Daemon:
         shutdown_grace: float = 10.0,
         http: tuple[str, int] | None = None,
         token: str | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.settings = settings
         self.http = http
         self.token = token
         self.http_task: asyncio.Task[None] | None = None
-        self.metrics = Metrics(self._counts)
+        self.metrics = Metrics(self._counts, self.role)
         self.allow_empty = allow_empty
         self.shutdown_grace = shutdown_grace
         self.paths = control.runtime_paths(settings.db)
         self.lock = control.WriterLock(self.paths.lock)
+        self.lease = lease
+        self.leadership: LeaseLeadership  # built by run()
+        self.fence: Fence | None = None
+        self.freshness: asyncio.Task[None] | None = None
+        self.leftovers: list[RunRecord] = []  # runs of this host's crashed daemon, ended
+        self.seen_changes = 0
         self.stop_event = asyncio.Event()
         self.reconcile_lock = asyncio.Lock()
         self.store: Store  # opened by run(), once the writer lock is held
@@ -203,31 +224,34 @@ class Daemon:
         self.overdue: OverdueWatch | None = None
 
     async def run(self) -> None:
-        if not self.lock.acquire():
-            raise control.StoreBusy(
-                f"a scheduler daemon (pid {self.lock.holder()}) already runs for this store: "
-                "stop it first, or use `scheduler reconcile` to talk to it"
-            )
+        address = f"http://{self.http[0]}:{self.http[1]}" if self.http else None
+        if self.settings.db.startswith("postgresql"):
+            self.leadership = LeaseLeadership(self.settings.db, lease=self.lease, address=address)
+        else:  # one host: the flock decides, and a second daemon is refused before anything
+            self.leadership = HostLeadership(self.settings.db, self.lock, address=address)
+            self.leadership.hold()
         try:
+            self.store = Store(self.settings.db)
+            self.store.probe_write()
+            if isinstance(self.leadership, HostLeadership):
+                await self.leadership.acquire(self.stop_event)
             await self._serve()
         finally:
-            self.lock.release()
+            await self.leadership.release()
 
     async def _serve(self) -> None:
-        self.store = Store(self.settings.db)
-        self.store.probe_write()
         if not become_subreaper():
             log.info("cannot adopt orphaned job processes here (no PR_SET_CHILD_SUBREAPER)")
         run_files = RunFiles(run_files_dir(self.settings.db, self.paths.lock))
-        # Before anything fires: a forbid job must not start beside its previous run.
-        lost = await end_leftovers(self.store, run_files, self.shutdown_grace)
-        lost += mark_lost_runs(self.store)
-        if lost:
-            log.warning("%d run(s) were left running by a crash: marked interrupted", len(lost))
+        # Before anything fires: a forbid job must not start beside its previous run. They
+        # were this host's; the leader notifies them (with the runs of earlier leaders).
+        self.leftovers = await end_leftovers(self.store, run_files, self.shutdown_grace)
         self.store_file = StoreFile(self.settings.db)
         writer = self.writer = HistoryWriter(self.store, check=self.store_file.problem)
         writer.start()
         self.runner = Runner(self.store, writer, run_files=run_files)
+        if not isinstance(self.leadership, HostLeadership):
+            self.runner.claim = FencedClaims(self.store, self.leadership).claim
         self.runner.listeners.append(self.metrics.observe_run)
         self.scheduler = ResilientScheduler(
             jobstores={"default": self.store.jobstore, BUILTIN_STORE: MemoryJobStore()},
@@ -235,15 +259,16 @@ class Daemon:
             timezone=UTC,
             jobstore_retry_interval=STORE_RETRY_SECONDS,
         )
+        self.scheduler.may_fire = self.leadership.leading
         loop = asyncio.get_running_loop()
         server: asyncio.AbstractServer | None = None
         http: ApiServer | None = None
         watcher: asyncio.Task[None] | None = None
-        freshness: asyncio.Task[None] | None = None
         file_watch = asyncio.create_task(self.store_file.watch(self.stop_event))
         try:
             # The API first: a port that is taken stops the daemon before it does anything.
             http = await self._start_http()
+            self._advertise(http)
             # Watch before the start-up reconcile reads the files, or a file saved while it
             # runs is seen by neither until the next change. awatch sets its inotify watches
             # before its first await, so one pass of the event loop is enough.
@@ -255,20 +280,8 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_event.set)
-            await self.reconcile("start-up")
-            self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
-            self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
-            release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
-            self.scheduler.start()
-            self._builtin_cleanup()
             server = await control.serve(self.paths.socket, self.handle)
-            freshness = asyncio.create_task(self._watch_freshness())
-            log.info(
-                "scheduler running: jobs dir %s, store %s",
-                self.settings.jobs_dir,
-                self.store.engine.url.render_as_string(hide_password=True),
-            )
-            await self.stop_event.wait()
+            await self._lead_until_stopped()
         finally:
             log.info("stopping")
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -279,16 +292,121 @@ class Daemon:
             if http is not None:
                 http.should_exit = True
                 await asyncio.gather(self.http_task or asyncio.sleep(0), return_exceptions=True)
-            for task in (watcher, freshness, file_watch):
+            for task in (watcher, self.freshness, file_watch):
                 if task is not None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
             if self.scheduler.running:
                 await self.scheduler.finish_pass()
                 self.scheduler.shutdown(wait=False)
+            self.fence = None
+            if not isinstance(self.leadership, HostLeadership):
+                await self.leadership.release()  # a standby leads now, not after our runs
             await self.runner.shutdown(self.shutdown_grace)
             self.store.close()
             log.info("stopped")
+
+    def _advertise(self, http: ApiServer | None) -> None:
+        """Where a command line elsewhere reaches this replica's API (in the lease row)."""
+        if http is not None and self.http is not None:
+            host = self.http[0]
+            host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+            self.leadership.address = f"http://{host}:{http.bound_port()}"
+
+    async def _lead_until_stopped(self) -> None:
+        """Stand by until this replica leads, lead until deposed, and again, until stopped."""
+        while not self.stop_event.is_set():
+            fence = await self._wait_to_lead()
+            if fence is None:
+                return
+            await self._lead(fence)
+
+    async def _wait_to_lead(self) -> Fence | None:
+        waiting = asyncio.create_task(self.leadership.acquire(self.stop_event))
+        await asyncio.sleep(0.05)  # leads at once, or the first poll shows who does
+        if not waiting.done():
+            status = self.leadership.status()
+            log.info(
+                "standing by: %s leads (epoch %s)", status["leader"] or "nobody", status["epoch"]
+            )
+        return await waiting
+
+    async def _lead(self, fence: Fence) -> None:
+        """Lead until stopped or deposed: reconcile, fire, and watch the store."""
+        assert self.scheduler is not None and self.runner is not None
+        self.fence = fence
+        try:
+            lost = await asyncio.to_thread(mark_lost_runs, self.store, before_epoch=fence.epoch)
+            lost, self.leftovers = self.leftovers + lost, []
+        except SQLAlchemyError as exc:
+            if isinstance(self.leadership, HostLeadership):
+                raise  # a store this daemon cannot write: say so and stop (as before replicas)
+            log.warning("runs of earlier leaders not marked interrupted yet: %s", exc)
+            lost = []
+        if lost:
+            log.warning(
+                "%d run(s) were left running by a crash or an earlier leader: marked interrupted",
+                len(lost),
+            )
+        first = not self.scheduler.running
+        with suppress(Exception):  # housekeeping only: never a reason not to lead
+            await asyncio.to_thread(handoff.prune, self.store)
+        self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
+        await self.reconcile("start-up" if first else "took the lead")
+        self._reload_specs()
+        self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
+        if first:
+            release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
+            self.scheduler.start()
+        else:
+            self.scheduler.resume()
+        self._builtin_cleanup()
+        if self.freshness is None:  # overdue jobs are the leader's to announce
+            self.freshness = asyncio.create_task(self._watch_freshness())
+        log.info(
+            "scheduler running: jobs dir %s, store %s (leader, epoch %d)",
+            self.settings.jobs_dir,
+            self.store.engine.url.render_as_string(hide_password=True),
+            fence.epoch,
+        )
+        watch = asyncio.create_task(self._watch_store())
+        stop = asyncio.create_task(self.stop_event.wait())
+        deposed = asyncio.create_task(self.leadership.lost.wait())
+        try:
+            await asyncio.wait({stop, deposed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watch, stop, deposed):
+                task.cancel()
+            await asyncio.gather(watch, stop, deposed, return_exceptions=True)
+        if not self.stop_event.is_set():
+            self.scheduler.pause()  # the claim refuses anything already on its way
+            self.fence = None
+            log.error("stopped firing: this replica is now a standby")
+
+    def _reload_specs(self) -> None:
+        assert self.runner is not None
+        self.runner.load_specs({j.id: j.spec for j in self.store.stored_jobs().values()})
+
+    async def _watch_store(self) -> None:
+        """The leader's eye on the store: requests from standbys and command lines, and
+        changes written behind its back (a pause from another host)."""
+        while True:
+            await asyncio.sleep(STORE_WATCH_SECONDS)
+            try:
+                count, requests = await asyncio.to_thread(handoff.look, self.store)
+                for request in requests:
+                    reply = await self.handle(request)
+                    await asyncio.to_thread(handoff.answer, self.store, request["id"], reply)
+            except Exception as exc:  # the store is away: the lease decides what happens
+                log.warning("store not watched this pass: %s", exc)
+                continue
+            if count != self.seen_changes:
+                self.seen_changes = count
+                await asyncio.to_thread(self._reload_specs)
+                if self.scheduler is not None and self.scheduler.running:
+                    self._builtin_cleanup()
+                    self.scheduler.wakeup()
+                log.info("the store changed from outside: reloaded")
 
     async def _start_http(self) -> ApiServer | None:
         if self.http is None:
@@ -320,13 +438,21 @@ class Daemon:
         log.info("HTTP API on http://%s:%d", host, server.bound_port())
         return server
 
+    def role(self) -> dict[str, Any]:
+        """Leader or standby, its epoch, the lease's age and who leads: /healthz, /metrics."""
+        leadership = getattr(self, "leadership", None)
+        if leadership is None or isinstance(leadership, HostLeadership):
+            return {}  # one daemon per store: nothing to tell
+        status: dict[str, Any] = leadership.status()
+        return status
+
     async def _watch_freshness(self) -> None:
         self.overdue = OverdueWatch(self.store, self._on_overdue)
         self.metrics.watch_freshness(self.overdue.samples)
         await self.overdue.run(self.stop_event)
 
     def _on_overdue(self, job_id: str, state: Freshness, now: float) -> None:
-        if self.runner is None:
+        if self.runner is None or self.fence is None:  # only the leader notifies
             return
         since = datetime.fromtimestamp(state.since, UTC).isoformat(timespec="seconds")
         last = f"last success {since}" if state.last_success else f"none since {since}"
@@ -335,7 +461,11 @@ class Daemon:
         )
 
     def unhealthy(self) -> str | None:
-        if self.scheduler is None or not self.scheduler.running:
+        if self.fence is None and self.leadership.error:
+            return f"standby, cannot reach the lease: {self.leadership.error}"
+        if self.fence is not None and not self.leadership.leading():
+            return f"not leading any more: {self.leadership.error or 'lease lost'}"
+        if self.fence is not None and (self.scheduler is None or not self.scheduler.running):
             return "the scheduler is not running"
         if self.stop_event.is_set():
             return "the scheduler is stopping"
@@ -343,7 +473,8 @@ class Daemon:
             return gone
         if self.writer is not None and (unwritten := self.writer.unhealthy()):
             return unwritten
-        return self.scheduler.problem
+        problem: str | None = getattr(self.scheduler, "problem", None)  # set when it starts
+        return problem
 
     def _on_sighup(self) -> None:
         asyncio.get_running_loop().create_task(self.reconcile("SIGHUP"))
@@ -376,6 +507,9 @@ class Daemon:
     ) -> dict[str, Any]:
         """Reconcile now (or only plan); log and return the outcome. Never raises."""
         allow = self.allow_empty if allow_empty is None else allow_empty
+        if not dry_run and self.fence is None:  # file changes, SIGHUP: the leader's job
+            log.info("reconcile (%s) left to the leader: this replica stands by", why)
+            return {"ok": False, "error": "this replica stands by: the leader reconciles"}
         async with self.reconcile_lock:
             try:
                 result = await asyncio.to_thread(self._reconcile_sync, allow, dry_run)
@@ -444,6 +578,19 @@ class Daemon:
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
+        handed = op in ("pause", "resume", "trigger") or (
+            op == "reconcile" and not request.get("dry_run")
+        )
+        if handed and self.fence is None:  # a standby: the leader acts, through the store
+            reply = await handoff.ask(self.store, request, HANDOFF_TIMEOUT)
+            if reply is None:
+                return {
+                    "ok": False,
+                    "error": f"no leader took the request within {HANDOFF_TIMEOUT:g}s: "
+                    "check that a scheduler daemon leads this store (`/healthz`)",
+                    "exit_code": 1,
+                }
+            return reply
         if op == "reconcile":
             return await self.reconcile(
                 "command line",
@@ -452,7 +599,7 @@ class Daemon:
             )
         if op == "ping":
             jobs_dir = str(self.settings.jobs_dir.resolve())
-            return {"ok": True, "result": {"pid": self.lock.holder(), "jobs_dir": jobs_dir}}
+            return {"ok": True, "result": {"pid": os.getpid(), "jobs_dir": jobs_dir}}
         if op in ("pause", "resume"):
             return await self._pause(str(request.get("job_id")), op == "pause")
         if op == "trigger":

@@ -292,14 +292,21 @@ def mark_interrupted(store: Store, now: float | None = None) -> int:
     return len(mark_lost_runs(store, now))
 
 
-def mark_lost_runs(store: Store, now: float | None = None) -> list[RunRecord]:
+def mark_lost_runs(
+    store: Store, now: float | None = None, *, before_epoch: int | None = None
+) -> list[RunRecord]:
     """``mark_interrupted``, returning the runs it marked, in one transaction: the daemon
-    that marks them notifies them, so a later start (finding none) cannot notify again."""
+    that marks them notifies them, so a later start (finding none) cannot notify again.
+    With replicas, a new leader passes its epoch: only runs of earlier leaders (whose lease
+    is gone, since it holds it) are lost, not those of a leader still running them."""
     runs = store.runs
     finished = now or time.time()
     error = "the scheduler stopped while this run was in progress"
+    query = select(runs).where(runs.c.outcome == "running")
+    if before_epoch is not None:
+        query = query.where(runs.c.epoch.is_(None) | (runs.c.epoch < before_epoch))
     with store.write() as conn:
-        rows = list(conn.execute(select(runs).where(runs.c.outcome == "running")))
+        rows = list(conn.execute(query))
         ids = [row.run_id for row in rows]
         for at in range(0, len(ids), 500):  # bound the IN list
             conn.execute(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -29,6 +30,31 @@ class _StoreGauges(Collector):
         yield GaugeMetricFamily(
             "scheduler_jobs_paused", "Jobs paused (file or operator)", value=paused
         )
+
+
+class _RoleGauges(Collector):
+    def __init__(self, role: Callable[[], dict[str, Any]]) -> None:
+        self.role = role
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        info = self.role()
+        if not info:
+            return
+        yield GaugeMetricFamily(
+            "scheduler_leader",
+            "1 on the replica that leads, 0 on a standby",
+            value=1 if info.get("role") == "leader" else 0,
+        )
+        if info.get("epoch") is not None:
+            yield GaugeMetricFamily(
+                "scheduler_lease_epoch", "Epoch of the current lease", value=info["epoch"]
+            )
+        if info.get("lease_age") is not None:
+            yield GaugeMetricFamily(
+                "scheduler_lease_age_seconds",
+                "Seconds since the lease was last renewed",
+                value=info["lease_age"],
+            )
 
 
 FreshnessSamples = Callable[[], list[tuple[str, float | None, bool]]]
@@ -59,7 +85,11 @@ class _FreshnessGauges(Collector):
 
 
 class Metrics:
-    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        counts: Callable[[], tuple[int, int]],
+        role: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.pending: deque[RunRecord] = deque()
         self.runs = Counter(
@@ -97,6 +127,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StoreGauges(counts))
+        if role is not None:
+            self.registry.register(_RoleGauges(role))
 
     def observe_run(self, record: RunRecord) -> None:
         """Called on the runner's hot path: only queue the record; Prometheus' locks and

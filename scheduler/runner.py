@@ -16,7 +16,7 @@ import secrets
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,10 @@ def new_run_id() -> str:
 
 RECENT_LIMIT = 50_000
 SUCCEEDED = ("success", "sent")  # ``sent``: handed over, no outcome to wait for; not retried
+
+
+class NotClaimed(Exception):
+    """The try's claim was refused (claimed elsewhere, or this replica no longer leads)."""
 
 
 @dataclass
@@ -80,6 +84,9 @@ class Runner:
     listeners: list[Callable[[RunRecord], None]] = field(default_factory=list)
     models: SpecModels | None = field(default=None, repr=False)  # of ``registry``, built once
     run_files: RunFiles | None = None  # the daemon's record of running processes
+    # With replicas: writes the try's ``running`` row as a fenced claim (``claims``); a
+    # refused claim means the try does not start. None: the batched writer records it.
+    claim: Callable[[RunRecord], Awaitable[bool]] | None = None
 
     # -- the jobs it knows -------------------------------------------------------------
     def load_specs(self, canonical: Mapping[str, dict[str, Any] | str]) -> None:
@@ -220,6 +227,8 @@ class Runner:
                 await self._run_once(active, spec, scheduled)
         except asyncio.CancelledError:
             pass  # stopped (replace / shutdown); the try that ran was recorded as such
+        except NotClaimed:
+            pass  # another replica runs it, or none may: logged by the claim
         finally:
             self.active[active.job_id].remove(active)
 
@@ -249,7 +258,10 @@ class Runner:
         record = RunRecord(
             new_run_id(), active.job_id, scheduled.timestamp(), self.clock(), attempt=attempt
         )
-        self.writer.started(record)
+        if self.claim is None:
+            self.writer.started(record)
+        elif not await self.claim(record):
+            raise NotClaimed(record.run_id)
         handler = self.registry[spec.run.type]
         timeout = spec.timeout.total_seconds() if spec.timeout else None
         ctx = RunContext(

@@ -7,6 +7,7 @@ and command lines opening an empty database at once do not race. Callers: ``stor
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -29,7 +30,7 @@ from scheduler.errors import SchedulerError
 
 # Every revision this release knows, oldest first; the last is the one it writes.
 # (tests/test_store_schema_is_migrated.py checks it against scheduler/migrations/versions.)
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key for creating/upgrading the schema: any constant, ours alone.
@@ -85,8 +86,51 @@ runs = Table(
     Column("error", Text, nullable=True),
     Column("task_id", String(255), nullable=True),  # the run's id in Celery (0002)
     Column("worker", Unicode(255), nullable=True),  # the host that ran it there (0002)
+    # 0003: a fenced run start. ``claim`` is "job@scheduled#attempt", unique, so a second
+    # start of the same try fails in the database; ``epoch`` is the leader's lease epoch.
+    # Both are NULL on rows written before 0003 and on skipped/missed records.
+    Column("claim", Unicode(255), nullable=True),
+    Column("epoch", BigInteger, nullable=True),
     Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
     Index("ix_scheduler_runs_started", "started_at"),
+    Index("ux_scheduler_runs_claim", "claim", unique=True),
+)
+
+# 0003: who leads. One row per lease name; times are the database's clock (seconds).
+lease = Table(
+    "scheduler_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", Unicode(255), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("renewed_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("address", Unicode(255), nullable=True),
+)
+
+# 0003: a counter bumped by every write that a running daemon must notice (pause, resume,
+# reconcile from elsewhere): the daemon compares it each pass instead of trusting only its
+# own writes.
+state = Table(
+    "scheduler_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# 0003: operator requests recorded in the store for the leader to carry out (a `trigger`
+# from a command line that reaches no daemon): the leader runs them, never the CLI.
+requests = Table(
+    "scheduler_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("op", String(16), nullable=False),
+    Column("job_id", Unicode(191), nullable=False),
+    Column("args", Text, nullable=True),  # JSON: the rest of the request
+    Column("requested_at", Float, nullable=False),
+    Column("taken_at", Float, nullable=True),
+    Column("result", Text, nullable=True),
 )
 
 

@@ -4,7 +4,6 @@ one writer. Callers: ``cli`` (and tests)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -16,17 +15,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from scheduler import handoff
 from scheduler.apply import set_operator_pause
 from scheduler.client import call
-from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
+from scheduler.control import RuntimePaths, StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.durations import format_duration
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
 from scheduler.freshness import Freshness
-from scheduler.history import HistoryWriter, last_runs, list_runs
+from scheduler.history import last_runs, list_runs
 from scheduler.overdue import Promise, freshness_of
 from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
-from scheduler.runner import Runner
 from scheduler.settings import Settings
 from scheduler.store import Store
 from scheduler.storefile import store_exists
@@ -61,10 +60,8 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     lock = WriterLock(paths.lock)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while not lock.acquire():
-        ping = ask(paths.socket, {"op": "ping"})
-        if ping is not None:
-            _same_jobs_dir(settings, unwrap(ping))
-            return unwrap(ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty}) or {})
+        if (delegated := _ask_local_daemon(settings, paths, allow_empty)) is not None:
+            return delegated
         if time.monotonic() > deadline:  # another `reconcile` that is not a daemon
             raise StoreBusy(
                 f"the store is locked by process {lock.holder()} ({paths.lock}) and no daemon "
@@ -74,12 +71,39 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
     try:
         store = Store(settings.db)
         try:
+            if handoff.live_leader(store) is not None:
+                # Replicas hold no host lock: a daemon here (leader or standby) still acts.
+                if (delegated := _ask_local_daemon(settings, paths, allow_empty)) is not None:
+                    return delegated
+                _no_remote_leader(store)
             result = reconcile(store, settings.jobs_dir, allow_empty=allow_empty, workers=WORKERS)
         finally:
             store.close()
     finally:
         lock.release()
     return plan_details(result.plan, applied=result.applied)
+
+
+def _ask_local_daemon(
+    settings: Settings, paths: RuntimePaths, allow_empty: bool
+) -> dict[str, Any] | None:
+    """Have the daemon on this host's socket reconcile; None when none answers."""
+    ping = ask(paths.socket, {"op": "ping"})
+    if ping is None:
+        return None
+    _same_jobs_dir(settings, unwrap(ping))
+    return unwrap(ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty}) or {})
+
+
+def _no_remote_leader(store: Store) -> None:
+    """A daemon elsewhere leads this store and reconciles its own files: say where."""
+    leader = handoff.live_leader(store)
+    if leader is not None:
+        where = f"`scheduler --url {leader.address} reconcile`" if leader.address else "its API"
+        raise StoreBusy(
+            f"{leader.holder} leads this store and reconciles its own jobs dir: reconcile "
+            f"through it with {where}, or run `scheduler reconcile` on that host"
+        )
 
 
 def _same_jobs_dir(settings: Settings, daemon: dict[str, Any]) -> None:
@@ -212,8 +236,19 @@ def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
         return {**unwrap(reply), "via": "daemon"}
     store = Store(settings.db, create=False)
     try:
-        if op == "trigger":
-            return {**asyncio.run(_trigger_here(store, job_id)), "via": "this process"}
+        # A daemon this process cannot reach by socket (another host, another runtime
+        # dir) still leads: it acts, so nothing is written behind its back.
+        leader = handoff.live_leader(store)
+        if leader is not None:
+            reply = handoff.ask_leader(store, {"op": op, "job_id": job_id})
+            return {**unwrap(reply), "via": f"leader {leader.holder}"}
+        if op == "trigger":  # runs belong to a daemon, never to a command line
+            if job_id not in store.stored_jobs(job_id=job_id):
+                raise JobNotFound(job_id)
+            raise StoreBusy(
+                f"no scheduler daemon runs for this store, so nothing would run {job_id}: "
+                "start `scheduler run` (or pass --url to reach one), then trigger again"
+            )
         lock = WriterLock(paths.lock)
         if not lock.acquire(blocking=True):  # pragma: no cover - blocking always succeeds
             raise StoreBusy("could not lock the store")
@@ -221,25 +256,10 @@ def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
             changed = set_operator_pause(store, job_id, op == "pause", datetime.now(UTC))
         finally:
             lock.release()
+        handoff.bump(store)  # a daemon starting meanwhile still sees it
         return {"id": job_id, "paused": op == "pause", "changed": changed, "via": "store"}
     finally:
         store.close()
-
-
-async def _trigger_here(store: Store, job_id: str) -> dict[str, Any]:
-    stored = store.stored_jobs()
-    if job_id not in stored:
-        raise JobNotFound(job_id)
-    store.probe_write()
-    writer = HistoryWriter(store)
-    writer.start()
-    runner = Runner(store, writer)
-    runner.load_specs({job_id: stored[job_id].canonical})
-    refused = runner.dispatch(job_id, datetime.now(UTC))
-    await runner.shutdown(grace=float("inf"))
-    runs = list_runs(store, job_id, limit=1)
-    outcome = runs[0]["outcome"] if runs and refused is None else None
-    return {"id": job_id, "started": refused is None, "reason": refused, "outcome": outcome}
 
 
 def explain_remove(settings: Settings, job_id: str) -> SchedulerError:

@@ -21,6 +21,7 @@ from typing import Any
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import (
+    URL,
     Connection,
     Engine,
     MetaData,
@@ -126,15 +127,29 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def server_url(url: str) -> tuple[URL, dict[str, Any]]:
+    """A server database's URL and connect arguments. ``?prepare_threshold=none`` on a
+    psycopg URL turns off server-side prepared statements, which PgBouncer in transaction
+    mode cannot keep (the URL alone can't say None)."""
+    parsed = make_url(url)
+    value = parsed.query.get("prepare_threshold")
+    if parsed.get_driver_name() != "psycopg" or not isinstance(value, str):
+        return parsed, {}
+    parsed = parsed.difference_update_query(["prepare_threshold"])
+    threshold = None if value.lower() in ("none", "") else int(value)
+    return parsed, {"prepare_threshold": threshold}
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
-            return create_engine(url, pool_pre_ping=True)
+            server, connect_args = server_url(url)
+            return create_engine(server, pool_pre_ping=True, connect_args=connect_args)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-    except (ArgumentError, NoSuchModuleError, ImportError, OSError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError, OSError, ValueError) as exc:
         raise explain(url, exc) from None
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import WriteJobs
+from tests.daemon_helpers import wait_for
 
 PLUGIN = """
 from pathlib import Path
@@ -95,11 +96,28 @@ jobs:
 """,
     )
     assert scheduler("reconcile").returncode == 0
-    ran = scheduler("trigger", "stamper")
-    assert ran.returncode == 0, ran.stderr
-    assert target.read_text() == "stamped by stamper"
-    (run,) = json.loads(scheduler("history", "stamper", "-o", "json").stdout)
-    assert (run["outcome"], run["output_tail"]) == ("success", f"wrote {target}")
+    # Runs belong to a daemon (a command line never runs a job itself).
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "run"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: scheduler("trigger", "stamper").returncode == 0 or None, "a trigger")
+        wait_for(lambda: target.exists() or None, "the stamp")
+        assert target.read_text() == "stamped by stamper"
+
+        def finished() -> dict[str, str] | None:
+            runs = json.loads(scheduler("history", "stamper", "-o", "json").stdout)
+            return runs[0] if runs and runs[0]["outcome"] != "running" else None
+
+        run = wait_for(finished, "the run's history")
+        assert (run["outcome"], run["output_tail"]) == ("success", f"wrote {target}")
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
 
     without = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     missing = subprocess.run(
