@@ -285,3 +285,23 @@ def plain_fails(reason: str) -> None:
 async def async_fails() -> None:
     await asyncio.sleep(0)
     raise RuntimeError("deliberate async failure")
+
+
+def run_stored_job(db_url: str, job_id: str) -> str:
+    """Run a reconciled job of the store once, as its daemon would, and return the outcome
+    (``scheduler trigger`` needs a running daemon: this stands in where a test has none)."""
+
+    async def go() -> str:
+        store = Store(db_url)
+        try:
+            writer = HistoryWriter(store)
+            writer.start()
+            runner = Runner(store, writer, registry=default_registry())
+            runner.load_specs({job_id: store.stored_jobs()[job_id].canonical})
+            assert runner.dispatch(job_id, now()) is None
+            await runner.shutdown(grace=float("inf"))
+            return str(list_runs(store, job_id, limit=1)[0]["outcome"])
+        finally:
+            store.close()
+
+    return asyncio.run(go())

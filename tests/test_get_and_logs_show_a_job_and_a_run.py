@@ -16,6 +16,7 @@ from scheduler.store import Store
 from tests.api_helpers import StartApi
 from tests.conftest import RunCli, WriteJobs
 from tests.daemon_helpers import wait_for
+from tests.runner_helpers import run_stored_job
 
 JOBS = """\
 jobs:
@@ -35,11 +36,11 @@ COUNT = "".join(f"{n}\n" for n in range(1, 41)) + "failing\n"
 
 
 def test_get_shows_spec_next_fire_times_and_last_runs(
-    run_cli: RunCli, write_jobs: WriteJobs
+    run_cli: RunCli, write_jobs: WriteJobs, db_url: str
 ) -> None:
     write_jobs("a.yaml", JOBS)
     assert run_cli("reconcile").exit_code == 0
-    assert run_cli("trigger", "counter").exit_code == 1  # it fails on purpose
+    assert run_stored_job(db_url, "counter") == "failure"  # on purpose
 
     detail = json.loads(run_cli("get", "counter", "-o", "json").output)
     listed = json.loads(run_cli("jobs", "-o", "json").output)
@@ -77,11 +78,11 @@ def test_get_agrees_with_preview_and_names_a_pause(run_cli: RunCli, write_jobs: 
 
 
 def test_history_output_lines_and_logs_show_all_of_it(
-    run_cli: RunCli, write_jobs: WriteJobs
+    run_cli: RunCli, write_jobs: WriteJobs, db_url: str
 ) -> None:
     write_jobs("a.yaml", JOBS)
     assert run_cli("reconcile").exit_code == 0
-    run_cli("trigger", "counter")
+    run_stored_job(db_url, "counter")
     (run,) = json.loads(run_cli("history", "counter", "-o", "json").output)
     assert run["output_tail"] == COUNT
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import RunCli, StartDaemon, WriteJobs, simple_job
+from tests.runner_helpers import run_stored_job
 
 # title (OSC 0), clipboard (OSC 52), clear screen (CSI), one-byte C1 CSI, a carriage
 # return that would overwrite the line, a right-to-left override.
@@ -28,11 +29,11 @@ jobs:
 
 
 def test_history_shows_escape_sequences_instead_of_sending_them(
-    run_cli: RunCli, write_jobs: WriteJobs
+    run_cli: RunCli, write_jobs: WriteJobs, db_url: str
 ) -> None:
     write_jobs("a.yaml", JOBS)
     assert run_cli("reconcile").exit_code == 0
-    assert run_cli("trigger", "noisy").exit_code == 0
+    assert run_stored_job(db_url, "noisy") == "success"
 
     text = run_cli("history", "noisy").output
     assert not [c for c in RAW if c in text], repr(text)
@@ -58,7 +59,9 @@ def test_jobs_and_errors_escape_job_provided_text(run_cli: RunCli, write_jobs: W
     assert r"no job 'no\x1b]0;x\x07pe'" in missing.output
 
 
-def test_line_breaks_tabs_and_crlf_read_normally(run_cli: RunCli, write_jobs: WriteJobs) -> None:
+def test_line_breaks_tabs_and_crlf_read_normally(
+    run_cli: RunCli, write_jobs: WriteJobs, db_url: str
+) -> None:
     write_jobs(
         "a.yaml",
         """\
@@ -69,7 +72,7 @@ def test_line_breaks_tabs_and_crlf_read_normally(run_cli: RunCli, write_jobs: Wr
         """,
     )
     assert run_cli("reconcile").exit_code == 0
-    assert run_cli("trigger", "windows").exit_code == 0
+    assert run_stored_job(db_url, "windows") == "success"
     lines = run_cli("history", "windows").output.splitlines()
     assert lines[1:] == ["    | one\ttab", "    | two"]
 
