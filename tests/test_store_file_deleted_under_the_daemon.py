@@ -45,7 +45,9 @@ def test_a_deleted_store_file_is_reported_and_history_is_kept_until_it_is_back(
         assert "`scheduler reconcile` or `scheduler run` creates it" in listing.stderr
         assert not store.exists()  # the command line created no empty store in its place
 
-        assert daemon.cli("trigger", "report").returncode == 0  # runs, held in memory
+        assert daemon.cli("trigger", "report").returncode == 0
+        # The run finishes while the file is gone: its rows are held in memory.
+        daemon.wait_log(r"job report run \S+ try 1: success", mark)
 
         os.rename(kept, store)  # put back: the run is written now
         daemon.wait_log(r"run history is written again", mark)
