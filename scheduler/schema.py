@@ -6,6 +6,8 @@ and command lines opening an empty database at once do not race. Callers: ``stor
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -170,6 +172,7 @@ def ensure_schema(engine: Engine) -> None:
     with engine.connect() as conn:
         if backend == "mysql":  # DDL commits on its own there: a session lock instead
             conn.execute(text("SELECT GET_LOCK(:n, 60)"), {"n": MYSQL_SCHEMA_LOCK})
+            conn.commit()  # end the autobegun transaction; the lock belongs to the session
         conn = conn.execution_options(sqlite_immediate=True)
         try:
             with conn.begin():
@@ -190,6 +193,8 @@ def _upgrade(conn: Connection) -> None:
     from alembic import command
     from alembic.config import Config
 
+    # Alembic announces each plugin it sets up at INFO: keep its "Running upgrade" lines only.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     config = Config()
     config.set_main_option("script_location", "scheduler:migrations")
     config.attributes["connection"] = conn
