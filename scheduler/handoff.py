@@ -91,16 +91,22 @@ def withdraw(store: Store, request_id: int) -> bool:
     return bool(done.rowcount)
 
 
-async def ask(store: Store, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+async def ask(
+    store: Store, request: dict[str, Any], timeout: float, *, until_no_leader: bool = False
+) -> dict[str, Any] | None:
     """Record ``request`` for the leader and wait for its reply; None if no leader took it
-    in ``timeout`` seconds (the request is then withdrawn, so it never runs later)."""
+    in ``timeout`` seconds, or (``until_no_leader``) as soon as no daemon leads. The request
+    is then withdrawn, so it never runs later."""
     request_id = await asyncio.to_thread(record, store, request)
     deadline = time.monotonic() + timeout
     while True:
         reply = await asyncio.to_thread(reply_to, store, request_id)
         if reply is not None:
             return reply
-        if time.monotonic() > deadline and await asyncio.to_thread(withdraw, store, request_id):
+        gone = until_no_leader and await asyncio.to_thread(live_leader, store) is None
+        if (gone or time.monotonic() > deadline) and await asyncio.to_thread(
+            withdraw, store, request_id
+        ):
             return None
         await asyncio.sleep(0.05)
 
@@ -166,22 +172,8 @@ def ask_leader(store: Store, request: dict[str, Any], timeout: float = 30.0) -> 
     ``StoreBusy`` naming the leader when it does not answer (its lease ran out, or it is
     busy), so the operator knows where ``--url`` should point."""
 
-    async def wait() -> dict[str, Any] | None:
-        request_id = await asyncio.to_thread(record, store, request)
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = await asyncio.to_thread(reply_to, store, request_id)
-            if reply is not None:
-                return reply
-            gone = await asyncio.to_thread(live_leader, store) is None
-            if (gone or time.monotonic() > deadline) and await asyncio.to_thread(
-                withdraw, store, request_id
-            ):
-                return None
-            await asyncio.sleep(0.05)
-
     leader = live_leader(store)
-    reply = asyncio.run(wait())
+    reply = asyncio.run(ask(store, request, timeout, until_no_leader=True))
     if reply is None:
         who = leader.holder if leader else "the leader"
         where = f" at {leader.address}" if leader and leader.address else ""
