@@ -127,6 +127,13 @@ class DaemonProcess:
     def jobs(self) -> dict[str, dict[str, Any]]:
         return jobs(self.jobs_dir, self.db_url)
 
+    def history(self, *args: str) -> list[dict[str, Any]]:
+        """``scheduler history ARGS -o json`` on this daemon's store: runs, newest first."""
+        result = self.cli("history", *args, "--limit", "1000", "-o", "json")
+        assert result.returncode == 0, result.stderr
+        runs: list[dict[str, Any]] = json.loads(result.stdout)
+        return runs
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = DEADLINE) -> int:
         """Signal the daemon and return its exit code (killing it if it hangs)."""
         if self.proc.poll() is None:

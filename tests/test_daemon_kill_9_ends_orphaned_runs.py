@@ -5,17 +5,15 @@ so: a ``concurrency: forbid`` job never runs twice at once (issues 16.8 and 15.9
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from scheduler.leftovers import end_leftovers
 from scheduler.processes import RunFiles, owner, stat
 from scheduler.store import Store
 from tests.conftest import StartDaemon, WriteJobs
-from tests.daemon_helpers import DaemonProcess, wait_for
+from tests.daemon_helpers import wait_for
 from tests.runner_helpers import gone, process_state
 
 # The job notes its own start, and any instance of itself still running when it starts.
@@ -33,13 +31,6 @@ jobs:
         echo $$ > pid; echo "start $$" >> runs.log;
         setsid sleep 305 & echo $! > escaped.pid; exec sleep 300
 """
-
-
-def history(daemon: DaemonProcess, job_id: str) -> list[dict[str, Any]]:
-    result = daemon.cli("history", job_id, "--limit", "100", "-o", "json")
-    assert result.returncode == 0, result.stderr
-    runs: list[dict[str, Any]] = json.loads(result.stdout)
-    return list(reversed(runs))
 
 
 def starts(log: Path) -> list[str]:
@@ -73,7 +64,7 @@ def test_a_restarted_daemon_ends_the_killed_daemons_run_before_starting_another(
     assert starts(log) == [f"start {old}", f"start {new}"]  # no "overlap" line
 
     interrupted, running = wait_for(
-        lambda: (runs := history(second, "single")) and len(runs) == 2 and runs, "two runs"
+        lambda: (runs := second.history("single")[::-1]) and len(runs) == 2 and runs, "two runs"
     )
     assert interrupted["outcome"] == "interrupted"
     assert str(old) in interrupted["error"]

@@ -6,14 +6,13 @@ Regression (issue 14): the two scheduled times were merged into one run at 03:00
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import StartDaemon, WriteJobs
-from tests.daemon_helpers import DaemonProcess, wait_for
+from tests.daemon_helpers import wait_for
 
 LIBFAKETIME = next(
     (
@@ -26,13 +25,6 @@ LIBFAKETIME = next(
     ),
     None,
 )
-
-
-def history(daemon: DaemonProcess, job_id: str) -> list[dict[str, Any]]:
-    result = daemon.cli("history", job_id, "--limit", "100", "-o", "json")
-    assert result.returncode == 0, result.stderr
-    runs: list[dict[str, Any]] = json.loads(result.stdout)
-    return runs
 
 
 def test_both_scheduled_times_in_the_gap_run(
@@ -55,7 +47,7 @@ jobs:
     daemon = start_daemon(env=clock)
 
     def two_runs() -> list[dict[str, Any]] | None:
-        runs = [run for run in history(daemon, "gap") if run["finished_at"]]
+        runs = [run for run in daemon.history("gap") if run["finished_at"]]
         return runs if len(runs) >= 2 else None
 
     runs = wait_for(two_runs, "two finished runs", timeout=20)

@@ -20,14 +20,7 @@ import pytest
 from scheduler.reconciler import reconcile
 from scheduler.store import Store
 from tests.conftest import StartDaemon, WriteJobs
-from tests.daemon_helpers import DaemonProcess, wait_for
-
-
-def history(daemon: DaemonProcess, *args: str) -> list[dict[str, Any]]:
-    result = daemon.cli("history", *args, "--limit", "1000", "-o", "json")
-    assert result.returncode == 0, result.stderr
-    runs: list[dict[str, Any]] = json.loads(result.stdout)
-    return runs
+from tests.daemon_helpers import wait_for
 
 
 def test_trigger_pause_resume_and_history_against_a_running_daemon(
@@ -47,7 +40,7 @@ jobs:
     assert triggered.returncode == 0, triggered.stderr
     assert "started by the daemon" in triggered.stdout
     runs = wait_for(
-        lambda: [r for r in history(daemon, "report") if r["finished_at"]] or None, "a run"
+        lambda: [r for r in daemon.history("report") if r["finished_at"]] or None, "a run"
     )
     assert len(runs) == 1
     run = runs[0]
@@ -122,7 +115,7 @@ jobs:
 
     def finished() -> list[dict[str, Any]] | None:
         # Rows are written when a run starts: wait until the sequential catch-up is done.
-        rows = history(daemon)
+        rows = daemon.history()
         done = len(rows) >= expected_missed + 2 and all(r["finished_at"] for r in rows)
         return rows if done else None
 
@@ -159,7 +152,7 @@ jobs:
     daemon = start_daemon()
     assert daemon.cli("trigger", "long").returncode == 0
     wait_for(
-        lambda: [r for r in history(daemon, "long") if r["outcome"] == "running"] or None, "running"
+        lambda: [r for r in daemon.history("long") if r["outcome"] == "running"] or None, "running"
     )
     daemon.proc.send_signal(signal.SIGKILL)
     daemon.proc.wait()
@@ -167,7 +160,7 @@ jobs:
     os.killpg(child, signal.SIGKILL)  # kill -9 leaves the child: the test cleans up
     restarted = start_daemon()
     restarted.wait_log(r"1 run\(s\) were left running by a crash")
-    (run,) = history(restarted, "long")
+    (run,) = restarted.history("long")
     assert run["outcome"] == "interrupted" and run["finished_at"] is not None
 
 
@@ -192,7 +185,7 @@ jobs:
     assert time.monotonic() - started < 10
     with pytest.raises(ProcessLookupError):
         os.kill(grandchild, 0)
-    (run,) = history(daemon, "long")
+    (run,) = daemon.history("long")
     assert run["outcome"] == "interrupted"
     assert "shut down" in run["error"]
 
@@ -211,7 +204,7 @@ jobs:
 """,
     )
     daemon = start_daemon()
-    wait_for(lambda: len(history(daemon, "tick")) >= 2, "first ticks")
+    wait_for(lambda: len(daemon.history("tick")) >= 2, "first ticks")
     locked, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:  # another connection holds the write lock past our busy timeout
@@ -233,7 +226,7 @@ jobs:
         lambda: (
             [
                 r
-                for r in history(daemon, "tick")
+                for r in daemon.history("tick")
                 if datetime.fromisoformat(r["started_at"]).timestamp() > released + 0.5
             ]
             or None
@@ -244,7 +237,7 @@ jobs:
     assert ran_after
     assert daemon.proc.poll() is None
     assert "store unavailable" in daemon.log() or "not written yet" in daemon.log()
-    times = [r["scheduled_time"] for r in history(daemon, "tick") if r["outcome"] != "missed"]
+    times = [r["scheduled_time"] for r in daemon.history("tick") if r["outcome"] != "missed"]
     assert len(times) == len(set(times)), "a due time ran twice"
 
 

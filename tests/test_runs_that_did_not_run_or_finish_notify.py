@@ -10,7 +10,6 @@ history and nobody heard of them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 from datetime import timedelta
@@ -128,13 +127,6 @@ def _async(probe: Any) -> Any:
     return wrapped
 
 
-def _history(daemon: Any, job_id: str) -> list[dict[str, Any]]:
-    result = daemon.cli("history", job_id, "-o", "json")
-    assert result.returncode == 0, result.stderr
-    runs: list[dict[str, Any]] = json.loads(result.stdout)
-    return runs
-
-
 def test_a_run_lost_with_a_killed_daemon_notifies_once_on_restart(
     start_daemon: StartDaemon, write_jobs: WriteJobs, tmp_path: Path
 ) -> None:
@@ -152,14 +144,14 @@ jobs:
     )
     daemon = start_daemon()
     assert daemon.cli("trigger", "long").returncode == 0
-    wait_for(lambda: any(r["outcome"] == "running" for r in _history(daemon, "long")), "running")
+    wait_for(lambda: any(r["outcome"] == "running" for r in daemon.history("long")), "running")
     daemon.proc.send_signal(signal.SIGKILL)
     daemon.proc.wait()
     child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "pid"))
     os.killpg(child, signal.SIGKILL)  # kill -9 leaves the child: the test cleans up
 
     restarted = start_daemon()
-    (run,) = _history(restarted, "long")
+    (run,) = restarted.history("long")
     assert run["outcome"] == "interrupted"
     wait_for(lambda: lines(failure) or None, "the notification of the lost run")
     assert restarted.stop() == 0
