@@ -15,7 +15,6 @@ import pytest
 from tests.api_helpers import ApiDaemon
 from tests.conftest import StartApi
 from tests.daemon_helpers import wait_for
-from tests.test_daemon_runs_jobs import history
 from tests.test_hostile_job_files_are_refused_within_limits import bomb_deep, bomb_through_merge
 
 TICK = 'jobs:\n  tick:\n    schedule: {interval: 1s}\n    run: {type: command, command: ["true"]}\n'
@@ -37,7 +36,7 @@ def declared(daemon: ApiDaemon) -> dict[str, tuple[str, str]]:
 
 
 def finished_ticks(daemon: ApiDaemon) -> int:
-    return sum(1 for run in history(daemon, "tick") if run["outcome"] == "success")
+    return sum(1 for run in daemon.history("tick") if run["outcome"] == "success")
 
 
 @pytest.mark.parametrize("make", [bomb_deep, bomb_through_merge, heavy_valid_file])
