@@ -27,7 +27,7 @@ from scheduler.durations import format_duration
 from scheduler.handlers import Registry, default_registry
 from scheduler.handlers.base import Result, RunContext
 from scheduler.handlers.variables import mask
-from scheduler.history import HistoryWriter, RunRecord
+from scheduler.history import HistoryWriter, RunRecord, storable
 from scheduler.processes import RunFiles
 from scheduler.spec import JobSpec, SpecModels, default_models, models_for
 from scheduler.store import Store
@@ -383,7 +383,7 @@ class Runner:
             "SCHEDULER_EXIT_CODE": "" if record.exit_code is None else str(record.exit_code),
             # A NUL byte cannot be passed in an environment: without this, one in a job's
             # output made every command notifier fail ("embedded null byte").
-            "SCHEDULER_OUTPUT_TAIL": (record.output_tail or "")[-4096:].replace("\0", "\ufffd"),
+            "SCHEDULER_OUTPUT_TAIL": storable((record.output_tail or "")[-4096:]),
         }
         failures = []
         for index, notifier in enumerate(notifiers):
