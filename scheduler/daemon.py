@@ -48,6 +48,7 @@ from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
 from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
+from scheduler.warmup import Warmup
 from scheduler.watcher import watch
 
 if TYPE_CHECKING:
@@ -370,14 +371,15 @@ class Daemon:
             fence.epoch,
         )
         watch = asyncio.create_task(self._watch_store())
+        warm = asyncio.create_task(Warmup(self.store, self.runner).run())
         stop = asyncio.create_task(self.stop_event.wait())
         deposed = asyncio.create_task(self.leadership.lost.wait())
         try:
             await asyncio.wait({stop, deposed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (watch, stop, deposed):
+            for task in (watch, warm, stop, deposed):
                 task.cancel()
-            await asyncio.gather(watch, stop, deposed, return_exceptions=True)
+            await asyncio.gather(watch, warm, stop, deposed, return_exceptions=True)
         if not self.stop_event.is_set():
             self.scheduler.pause()  # the claim refuses anything already on its way
             self.fence = None
