@@ -35,6 +35,7 @@ from scheduler.history import HistoryWriter, RunRecord, mark_lost_runs
 from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
 from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
+from scheduler.lost_work import end_lost_work
 from scheduler.metrics import Metrics
 from scheduler.overdue import OverdueWatch
 from scheduler.parsepool import ChildLimits
@@ -355,7 +356,7 @@ class Daemon:
         self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
         await self.reconcile("start-up" if first else "took the lead")
         self._reload_specs()
-        self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
+        end_lost_work(self.runner, lost)  # their tasks elsewhere stopped, then notified once
         if first:
             release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
             self.scheduler.start()

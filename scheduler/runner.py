@@ -174,7 +174,7 @@ class Runner:
                     old.task.cancel()
         active = Active(job_id)
         running.append(active)
-        active.task = self._spawn(self._run(active, spec, [scheduled, *later]))
+        active.task = self.spawn(self._run(active, spec, [scheduled, *later]))
         return None
 
     def _record_no_try(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
@@ -215,7 +215,7 @@ class Runner:
             except Exception:  # metrics must never break a run
                 log.exception("run listener failed")
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -359,7 +359,7 @@ class Runner:
 
     def _notify(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         if notifiers:
-            self._spawn(self._send(notifiers, kind, record))
+            self.spawn(self._send(notifiers, kind, record))
 
     async def _send(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         payload = {

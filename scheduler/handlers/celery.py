@@ -554,10 +554,21 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
     return outcome_of(meta)
 
 
+async def stop_lost(args: CeleryArgs, task_id: str) -> str:
+    """A run a dead daemon left with its task queued or running: revoke the task."""
+    try:
+        broker = _expand(args.broker, "broker")
+        app = await _client(broker, None)
+    except Exception as exc:
+        return f"celery task {task_id} could not be revoked ({type(exc).__name__}: {exc})"
+    return await _revoke(app, task_id)
+
+
 HANDLER = HandlerType(
     "celery",
     CeleryArgs,
     run_celery,
     CeleryArgs.__doc__ or "",
     prepare=prepare,
+    stop_lost=stop_lost,
 )
