@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 SHUTDOWN_PATIENCE = 10.0  # seconds the last flush retries an unavailable database
+BURST_PATIENCE = 0.5  # seconds a flush may wait while rows keep coming
 
 
 def storable(text: str) -> str:
@@ -158,7 +159,7 @@ class HistoryWriter:
         while not self.closing:
             await self.wake.wait()
             self.wake.clear()
-            await asyncio.sleep(self.interval)  # gather a burst into one transaction
+            await self._quiet()
             try:
                 await self.flush()
             except Exception as exc:  # a bug here must not stop history for good
@@ -166,6 +167,19 @@ class HistoryWriter:
                 self.problem = f"run history cannot be written: {_reason(exc)}"
                 self.wake.set()
                 await asyncio.sleep(self.retry)
+
+    async def _quiet(self) -> None:
+        """Gather a burst into one transaction: wait until no row came for ``interval``,
+        at most ``BURST_PATIENCE``. While 1,000 runs start, writing their rows as they
+        come took the time the last of them needed to start."""
+        end = time.monotonic() + BURST_PATIENCE
+        seen = -1
+        while time.monotonic() < end:
+            pending = len(self.pending.inserts) + len(self.pending.updates)
+            if pending == seen or self.closing:
+                return
+            seen = pending
+            await asyncio.sleep(self.interval)
 
     async def flush(self) -> None:
         async with self.flushing:

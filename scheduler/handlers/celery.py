@@ -295,7 +295,12 @@ class Sender:
                 with batching(4 * BATCH_LIMIT) if batching else contextlib.nullcontext():
                     for outgoing in batch:
                         if not outgoing.future.done():
-                            self.app.send_task(producer=producer, declare=[], **outgoing.message)
+                            self.app.send_task(
+                                producer=producer,
+                                declare=[],
+                                add_to_parent=False,  # no task of ours is its parent
+                                **outgoing.message,
+                            )
         except Exception as exc:
             return [exc] * len(batch)
         return [None] * len(batch)
