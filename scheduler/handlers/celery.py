@@ -346,6 +346,7 @@ async def _client(broker: str, backend: str | None) -> Any:
 
 
 _prepared: set[tuple[str, str | None, str | None]] = set()
+_unprepared: dict[tuple[str, str | None, str | None], str] = {}
 
 
 def prepare(args: CeleryArgs) -> None:
@@ -369,8 +370,12 @@ def prepare(args: CeleryArgs) -> None:
         if backend is not None:
             _app(broker, backend).backend  # noqa: B018  (builds the result client)
     except Exception as exc:
-        log.info("celery client not ready ahead of a run (%s: %s)", type(exc).__name__, exc)
+        why = f"{type(exc).__name__}: {exc}"
+        if _unprepared.get(key) != why:  # once per cause, not every look ahead
+            log.info("celery client not ready ahead of a run (%s)", why)
+        _unprepared[key] = why
         return
+    _unprepared.pop(key, None)
     _prepared.add(key)
 
 
