@@ -146,7 +146,11 @@ def main() -> None:
                 pending = window(daemon.pid, due + 2, release - 0.5)
                 load = os.getloadavg()
                 done_sql = "SELECT count(*) FROM scheduler_runs WHERE outcome != 'running'"
-                wait_for(lambda: rows_of(url, done_sql)[0][0] >= n or None, "all outcomes", 120)
+                wait_for(
+                    lambda: (rows_of(url, done_sql) or [(0,)])[0][0] >= n or None,
+                    "all outcomes",
+                    120,
+                )
                 all_in = time.time()
             finally:
                 daemon.terminate()
