@@ -55,6 +55,10 @@ MYSQL_TABLE: dict[str, Any] = {
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
     "mysql_engine": "InnoDB",
+    # the same for a mariadb:// URL (that dialect reads only its own prefix)
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
+    "mariadb_engine": "InnoDB",
 }
 MYSQL_PATH_CHARS = 768
 

@@ -61,13 +61,16 @@ def test_faults_on_the_leader_never_run_a_slot_twice_nor_leave_a_long_gap(
     out = tmp_path / "out.txt"
     write_jobs("a.yaml", _jobs(out))
     kills: list[float] = []
-    with replicas(jobs_dir, server_database(), tmp_path, lease=f"{LEASE:g}s") as group:
+    url = server_database()
+    # Each fault twice on PostgreSQL, once on MariaDB (the same code but its SQL: ~15 s less).
+    rounds = 2 if url.startswith("postgresql") else 1
+    with replicas(jobs_dir, url, tmp_path, lease=f"{LEASE:g}s") as group:
         for _ in range(3):
             group.start()
         group.leader()
         time.sleep(HOLD)
         begin = time.time()
-        for how in ("kill", "freeze", "cut", "kill", "freeze", "cut"):
+        for how in ("kill", "freeze", "cut") * rounds:
             _replace_leader(group, how, kills)
         end = time.time()
         group.stop_all()
