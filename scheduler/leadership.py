@@ -234,6 +234,10 @@ class LeaseLeadership:
             self.engine = create_engine(url, **options)
         else:  # psycopg and the MySQL drivers all take connect_timeout (seconds)
             timeout = {"connect_timeout": max(1, int(self.lease / 4))}
+            if make_url(url).get_backend_name() in MYSQL:
+                # A silent partition must not hold the lease thread for good: the MySQL
+                # drivers wait for a reply forever unless told.
+                timeout |= {"read_timeout": int(self.lease), "write_timeout": int(self.lease)}
             self.engine = server_engine(url, connect_args=timeout, **options)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
         self._take = _taker(self.engine)

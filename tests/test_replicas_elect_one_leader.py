@@ -64,10 +64,10 @@ def test_three_daemons_started_at_once_on_an_empty_database_all_serve_and_one_le
 
 
 def test_a_standby_pauses_and_triggers_through_the_leader(
-    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, pg_database: Callable[[], str]
+    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, server_database: Callable[[], str]
 ) -> None:
     write_jobs("a.yaml", TICKER)
-    with replicas(jobs_dir, pg_database(), tmp_path) as group:
+    with replicas(jobs_dir, server_database(), tmp_path) as group:
         first = group.start()
         first.wait_log(r"scheduler running", timeout=30)
         second = group.start()
