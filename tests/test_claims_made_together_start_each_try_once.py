@@ -1,7 +1,7 @@
 """Run starts claimed together (1,000 runs due in the same second) are made in one
-transaction on PostgreSQL, with every guarantee of a claim made alone: each try starts at
-most once under the unique claim, a try claimed before stays refused, and a fence whose
-epoch is stale wins nothing (issue 10)."""
+transaction on PostgreSQL (one after another on MariaDB), with every guarantee of a claim
+made alone: each try starts at most once under the unique claim, a try claimed before
+stays refused, and a fence whose epoch is stale wins nothing (issue 10)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def record(job_id: str, scheduled: float = 1_800_000_000.0) -> RunRecord:
     return RunRecord(new_run_id(), job_id, scheduled, scheduled + 0.01)
 
 
-def test_claims_made_together_win_once_each(pg_database: Callable[[], str]) -> None:
-    url = pg_database()
+def test_claims_made_together_win_once_each(server_database: Callable[[], str]) -> None:
+    url = server_database()
     store = Store(url)
 
     async def go() -> tuple[list[bool], list[bool]]:
