@@ -33,6 +33,7 @@ class Warmup:
     def __init__(self, store: Store, runner: Runner) -> None:
         self.store = store
         self.runner = runner
+        self.failed: set[str] = set()
 
     def due_soon(self, until: float) -> list[str]:
         """Ids of the stored jobs due by ``until`` (paused jobs have no next run time)."""
@@ -54,7 +55,9 @@ class Warmup:
                 if handler is not None and handler.prepare is not None:
                     handler.prepare(spec.run)
             except Exception:  # a plugin's prepare: never a reason to stop looking
-                log.exception("job %s could not be prepared ahead of its run", job_id)
+                if job_id not in self.failed:  # once, not every look ahead
+                    log.exception("job %s could not be prepared ahead of its run", job_id)
+                self.failed.add(job_id)
         return len(ids)
 
     async def run(self) -> None:
