@@ -31,10 +31,19 @@ def end_lost_work(runner: Runner, records: list[RunRecord]) -> None:
 
 
 async def _stop_then_notify(runner: Runner, records: list[RunRecord]) -> None:
-    notes = await asyncio.gather(*(_stop(runner, record) for record in records))
+    # A failure stops one run's note, never the others' or the notifications.
+    notes = await asyncio.gather(*(_stop(runner, r) for r in records), return_exceptions=True)
     noted = []
     for record, note in zip(records, notes, strict=True):
-        if note:
+        if isinstance(note, BaseException):
+            why = f"{type(note).__name__}: {note}"
+            log.error(
+                "job %s run %s: its work elsewhere not stopped (%s)",
+                record.job_id,
+                record.run_id,
+                why,
+            )
+        elif note:
             record.error = cap_error(f"{record.error}; {note}" if record.error else note)
             noted.append(record)
             log.warning("job %s run %s: %s", record.job_id, record.run_id, note)
