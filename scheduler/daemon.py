@@ -41,6 +41,7 @@ from scheduler.leadership import (
 )
 from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
+from scheduler.lost_work import end_lost_work
 from scheduler.metrics import Metrics
 from scheduler.overdue import OverdueWatch
 from scheduler.parsepool import ChildLimits
@@ -54,6 +55,7 @@ from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
 from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
+from scheduler.warmup import Warmup
 from scheduler.watcher import watch
 
 if TYPE_CHECKING:
@@ -360,7 +362,7 @@ class Daemon:
         self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
         await self.reconcile("start-up" if first else "took the lead")
         self._reload_specs()
-        self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
+        end_lost_work(self.runner, lost)  # their tasks elsewhere stopped, then notified once
         if first:
             release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
             self.scheduler.start()
@@ -376,14 +378,15 @@ class Daemon:
             fence.epoch,
         )
         watch = asyncio.create_task(self._watch_store())
+        warm = asyncio.create_task(Warmup(self.store, self.runner).run())
         stop = asyncio.create_task(self.stop_event.wait())
         deposed = asyncio.create_task(self.leadership.lost.wait())
         try:
             await asyncio.wait({stop, deposed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (watch, stop, deposed):
+            for task in (watch, warm, stop, deposed):
                 task.cancel()
-            await asyncio.gather(watch, stop, deposed, return_exceptions=True)
+            await asyncio.gather(watch, warm, stop, deposed, return_exceptions=True)
         if not self.stop_event.is_set():
             self.scheduler.pause()  # the claim refuses anything already on its way
             self.fence = None

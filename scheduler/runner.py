@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -174,7 +175,7 @@ class Runner:
                     old.task.cancel()
         active = Active(job_id)
         running.append(active)
-        active.task = self._spawn(self._run(active, spec, [scheduled, *later]))
+        active.task = self.spawn(self._run(active, spec, [scheduled, *later]))
         return None
 
     def _record_no_try(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
@@ -215,7 +216,7 @@ class Runner:
             except Exception:  # metrics must never break a run
                 log.exception("run listener failed")
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -359,7 +360,7 @@ class Runner:
 
     def _notify(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         if notifiers:
-            self._spawn(self._send(notifiers, kind, record))
+            self.spawn(self._send(notifiers, kind, record))
 
     async def _send(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         payload = {
@@ -459,11 +460,24 @@ class RunnerExecutor(BaseExecutor):  # type: ignore[misc]
     def __init__(self, runner: Runner) -> None:
         super().__init__()
         self.runner = runner
+        self.due: list[tuple[str, list[datetime], float | None]] = []
+        self.lock = threading.Lock()
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
         # Called in the scheduler's pass, off the loop (see ``daemon.ResilientScheduler``).
-        loop = self._scheduler._eventloop
-        loop.call_soon_threadsafe(self.runner.submit, job.id, run_times, job.misfire_grace_time)
+        # One wake-up of the loop takes every job due so far: a wake-up per job (1,000 due
+        # at once) had the pass and the loop take turns for the interpreter lock.
+        with self.lock:
+            first = not self.due
+            self.due.append((job.id, run_times, job.misfire_grace_time))
+        if first:
+            self._scheduler._eventloop.call_soon_threadsafe(self._hand_over)
+
+    def _hand_over(self) -> None:
+        with self.lock:
+            due, self.due = self.due, []
+        for job_id, run_times, grace in due:
+            self.runner.submit(job_id, run_times, grace)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:  # pragma: no cover
         raise NotImplementedError("submit_job hands jobs to the runner")
