@@ -20,7 +20,7 @@ optional ``timezone``/``jitter``/``start``/``end``; ``None`` takes the template'
 ``params`` on ``modify`` are merged into the instance's (a ``None`` value drops one, so its
 default applies). Instances are stored beside file jobs in ``scheduler_jobs`` with their
 ``template`` and ``params`` (source ``template NAME``): reconciles never remove them, and a
-template edit re-renders them (``rerender``, called by the reconciler).
+template edit re-renders them (``template_plan``, called by the reconciler).
 
 Errors: ``TemplateNotFound`` (404), ``InvalidInstance`` (422, naming each field),
 ``JobExists``/``TooManyInstances``/``DeclaredInFile`` (409), ``JobNotFound`` (404).
@@ -43,8 +43,8 @@ from scheduler.apply import _row, job_state, summary
 from scheduler.durations import parse_duration
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import DeclaredJob, Source
-from scheduler.lookup import job_detail
-from scheduler.plan import FieldChange, Stored, Update, diff
+from scheduler.params import ParamProblem, params_json_schema, resolve_params
+from scheduler.plan import Stored, Update, diff
 from scheduler.spec import (
     JOB_ID_PATTERN,
     RESERVED_ID_PREFIX,
@@ -55,14 +55,7 @@ from scheduler.spec import (
     fingerprint,
 )
 from scheduler.store import Store
-from scheduler.templates import (
-    DeclaredTemplate,
-    ParamProblem,
-    RenderProblem,
-    instance_spec,
-    params_json_schema,
-    resolve_params,
-)
+from scheduler.templates import DeclaredTemplate, RenderProblem, instance_spec
 from scheduler.triggers import build_trigger
 
 ONE_OFF = "@once."  # APScheduler ids of one-off runs: JOB@once.HEX (args: job id, spec)
@@ -346,6 +339,12 @@ def create(
         row = _row(job_state(job_id, job.canonical, trigger, nrt))
         conn.execute(aps.insert().values(id=row.pop("b_id"), **row))
         conn.execute(ours.insert().values(**_ours_row(job, template_name, values)))
+    return _detail(store, job_id)
+
+
+def _detail(store: Store, job_id: str) -> dict[str, Any]:
+    from scheduler.lookup import job_detail  # lookup -> service -> reconciler -> here
+
     return job_detail(store, job_id)
 
 
@@ -433,7 +432,7 @@ def modify(
     changes = tuple(diff(old, job.canonical))
     update = Update(job, found_row.stored, changes)
     apply_instances(store, [update], [], now, {job_id: values} if changes or params else {})
-    return job_detail(store, job_id)
+    return _detail(store, job_id)
 
 
 def remove(store: Store, job_id: str) -> None:
@@ -514,97 +513,6 @@ def prepare_run(
         canonical = spec.canonical()
     grace = parse_duration(spec_grace).total_seconds() if spec_grace else None
     return OneOff(job_id, at, canonical, grace)
-
-
-# -- reconcile: re-rendering instances after a template edit -----------------------------
-
-
-@dataclass
-class Rerender:
-    """What a reconcile does to instances: re-rendered ones, the problems that block it,
-    and instances of removed templates (removed only with ``allow_orphan_delete``)."""
-
-    update: list[Update[DeclaredJob]]
-    params: dict[str, dict[str, Any]]
-    problems: list[str]
-    orphans: dict[str, list[Stored]]
-    counts: dict[str, int]  # template -> instances updated
-
-    def lines(self) -> list[str]:
-        out = [f"{name}: {count} instances updated" for name, count in sorted(self.counts.items())]
-        for name, gone in sorted(self.orphans.items()):
-            out.append(
-                f"{name}: template removed, {len(gone)} instance(s) removed: "
-                + ", ".join(s.id for s in gone)
-            )
-        return out
-
-
-def instances_of(
-    store: Store, names: Iterable[str], conn: Connection | None = None
-) -> dict[str, list[InstanceRow]]:
-    ours = store.jobs
-    wanted = sorted(set(names))
-    found: dict[str, list[InstanceRow]] = {name: [] for name in wanted}
-    if not wanted:
-        return found
-    query = select(
-        ours.c.id,
-        ours.c.spec,
-        ours.c.fingerprint,
-        ours.c.source,
-        ours.c.operator_paused,
-        ours.c.template,
-        ours.c.params,
-    ).where(ours.c.template.in_(wanted))
-
-    def rows(c: Connection) -> None:
-        for row in c.execute(query):
-            stored = Stored(
-                row.id, row.spec, row.fingerprint, row.source, bool(row.operator_paused)
-            )
-            params = json.loads(row.params) if row.params else {}
-            found[row.template].append(InstanceRow(stored, row.template, params))
-
-    if conn is not None:
-        rows(conn)
-    else:
-        with store.engine.connect() as c:
-            rows(c)
-    return found
-
-
-def rerender(
-    changed: Mapping[str, DeclaredTemplate],
-    removed: Iterable[str],
-    instances: Mapping[str, list[InstanceRow]],
-) -> Rerender:
-    """Pure: each instance of a changed template rendered again with its own params and
-    schedule; instances of removed templates listed as orphans."""
-    result = Rerender([], {}, [], {}, {})
-    for name, found in sorted(changed.items()):
-        for inst in instances.get(name, []):
-            old = inst.stored.canonical
-            try:
-                spec, values = render_instance(
-                    found, inst.params, old["schedule"], old.get("description")
-                )
-            except InvalidInstance as exc:
-                result.problems.append(
-                    f"{name}: instance '{inst.stored.id}' would be invalid: {exc}"
-                )
-                continue
-            job = as_declared(inst.stored.id, name, spec)
-            if job.fingerprint == inst.stored.fingerprint:
-                continue
-            changes: tuple[FieldChange, ...] = tuple(diff(old, job.canonical))
-            result.update.append(Update(job, inst.stored, changes))
-            result.params[job.id] = values
-            result.counts[name] = result.counts.get(name, 0) + 1
-    for name in sorted(set(removed)):
-        if instances.get(name):
-            result.orphans[name] = [inst.stored for inst in instances[name]]
-    return result
 
 
 def one_off_args(run: OneOff) -> tuple[Any, ...]:
