@@ -39,6 +39,14 @@ ALLOW_EMPTY = click.option(
 )
 
 
+ALLOW_ORPHAN_DELETE = click.option(
+    "--allow-orphan-delete",
+    is_flag=True,
+    help="Allow removing a template that still has instances: they are removed with it "
+    "(refused by default).",
+)
+
+
 def _print_json(value: Any) -> None:
     click.echo(safe_json(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
 
@@ -237,6 +245,7 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
 
 @cli.command()
 @ALLOW_EMPTY
+@ALLOW_ORPHAN_DELETE
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -244,7 +253,13 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
 )
 @OUTPUT
 @click.pass_obj
-def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output: str) -> None:
+def plan(
+    settings: Settings,
+    allow_empty: bool,
+    allow_orphan_delete: bool,
+    detailed_exitcode: bool,
+    output: str,
+) -> None:
     """Show what `reconcile` would change in the store, changing nothing.
 
     With --url, the local jobs dir is validated here and diffed against the daemon's store
@@ -258,7 +273,7 @@ def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output:
     """
     from scheduler.service import plan_for
 
-    details = plan_for(settings, allow_empty=allow_empty)
+    details = plan_for(settings, allow_empty=allow_empty, allow_orphan_delete=allow_orphan_delete)
     _print_plan(details, output)
     if detailed_exitcode and (details["add"] or details["update"] or details["remove"]):
         sys.exit(2)
@@ -267,9 +282,12 @@ def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only print the plan (same as `scheduler plan`).")
 @ALLOW_EMPTY
+@ALLOW_ORPHAN_DELETE
 @OUTPUT
 @click.pass_obj
-def reconcile(settings: Settings, dry_run: bool, allow_empty: bool, output: str) -> None:
+def reconcile(
+    settings: Settings, dry_run: bool, allow_empty: bool, allow_orphan_delete: bool, output: str
+) -> None:
     """Make the store match the job files, and print what was done.
 
     Nothing is applied if any file is invalid. When a daemon runs for this store, it is
@@ -282,10 +300,8 @@ def reconcile(settings: Settings, dry_run: bool, allow_empty: bool, output: str)
     """
     from scheduler.service import plan_for, reconcile_now
 
-    if dry_run:
-        details = plan_for(settings, allow_empty=allow_empty)
-    else:
-        details = reconcile_now(settings, allow_empty=allow_empty)
+    allow = {"allow_empty": allow_empty, "allow_orphan_delete": allow_orphan_delete}
+    details = plan_for(settings, **allow) if dry_run else reconcile_now(settings, **allow)
     _print_plan(details, output)
 
 

@@ -99,9 +99,10 @@ class DeclaredInFile(SchedulerError):
 
     def __init__(self, job_id: str, source: str, what: str) -> None:
         self.source = source
+        how = "delete it from that file" if what == "delete" else f"{what} it in that file"
         super().__init__(
-            f"job '{job_id}' is declared in {source}: {what} it in that file (and commit); "
-            f"the next reconcile applies it. To stop it for now, `scheduler pause {job_id}`"
+            f"job '{job_id}' is declared in {source}: {how} (and commit); the next "
+            f"reconcile applies it. To stop it for now, `scheduler pause {job_id}`"
         )
 
 
@@ -518,3 +519,59 @@ def prepare_run(
 def one_off_args(run: OneOff) -> tuple[Any, ...]:
     """The APScheduler job args of a one-off run (the runner reads them)."""
     return (run.job_id,) if run.canonical is None else (run.job_id, run.canonical)
+
+
+# -- requests (a daemon's socket, the store's request table, the HTTP API) ---------------
+
+OPS = ("create", "modify", "remove", "run")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What carrying out a request did: its reply, and what the runner must learn."""
+
+    result: dict[str, Any]
+    changed: list[tuple[str, dict[str, Any]]]
+    removed: list[str]
+    run: OneOff | None = None
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def carry_out(store: Store, request: Mapping[str, Any], now: datetime) -> Outcome:
+    """One request ``{"op": create|modify|remove|run, ...}`` (the same keys as the
+    functions above; ``job_id`` may be absent on create). Raises what they raise."""
+    op, job_id = request.get("op"), _text(request.get("job_id"))
+    if op == "create":
+        job = create(
+            store,
+            str(request.get("template")),
+            request.get("params") or {},
+            request.get("schedule"),
+            job_id=job_id,
+            description=request.get("description"),
+            now=now,
+        )
+        return Outcome(job, [(job["id"], job["spec"])], [])
+    if job_id is None:
+        raise InvalidInstance([("job_id", "missing")])
+    if op == "modify":
+        job = modify(
+            store,
+            job_id,
+            params=request.get("params"),
+            schedule=request.get("schedule"),
+            description=request.get("description"),
+            now=now,
+        )
+        return Outcome(job, [(job_id, job["spec"])], [])
+    if op == "remove":
+        remove(store, job_id)
+        return Outcome({"id": job_id, "removed": True}, [], [job_id])
+    if op == "run":
+        when = {key: request.get(key) for key in ("in", "at")}
+        run = prepare_run(store, job_id, when, request.get("params"), now=now)
+        return Outcome(run.describe(), [], [], run)
+    raise InvalidInstance([("op", f"unknown request {op!r}: one of {', '.join(OPS)}")])

@@ -40,6 +40,10 @@ class Rerender:
     orphans: dict[str, list[Stored]]
     counts: dict[str, int]  # template -> instances updated
 
+    @property
+    def orphan_ids(self) -> list[str]:
+        return [stored.id for gone in self.orphans.values() for stored in gone]
+
     def lines(self) -> list[str]:
         out = [f"{name}: {count} instances updated" for name, count in sorted(self.counts.items())]
         for name, gone in sorted(self.orphans.items()):
