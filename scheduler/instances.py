@@ -459,7 +459,7 @@ class OneOff:
     job_id: str
     at: datetime
     canonical: dict[str, Any] | None
-    misfire_grace: float | None
+    misfire_grace: int | None  # seconds, as APScheduler takes it
 
     @property
     def aps_id(self) -> str:
@@ -512,7 +512,7 @@ def prepare_run(
             found, _merged(found_row.params, params), old["schedule"], old.get("description")
         )
         canonical = spec.canonical()
-    grace = parse_duration(spec_grace).total_seconds() if spec_grace else None
+    grace = max(1, int(parse_duration(spec_grace).total_seconds())) if spec_grace else None
     return OneOff(job_id, at, canonical, grace)
 
 

@@ -487,7 +487,8 @@ class RunnerExecutor(BaseExecutor):  # type: ignore[misc]
         raise NotImplementedError("submit_job hands jobs to the runner")
 
 
-async def run_job(job_id: str) -> None:
+async def run_job(job_id: str, canonical: dict[str, Any] | None = None) -> None:
     """The callable every stored job names. The daemon never calls it (``RunnerExecutor``
-    does the work); it exists so APScheduler can restore the pickled job."""
+    does the work); it exists so APScheduler can restore the pickled job. ``canonical``: a
+    one-off run's own spec."""
     raise RuntimeError(f"job {job_id} must be run by the scheduler daemon's runner")
