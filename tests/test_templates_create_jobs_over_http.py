@@ -31,7 +31,8 @@ templates:
     limits: {{max_jobs: 4, min_interval: 1h, schedules: [interval, at]}}
     run:
       type: command
-      command: [{sys.executable}, -c, "{ARGV}", "${{params.query}}", "--limit=${{params.limit}}", {extra_arg}]
+      command: [{sys.executable}, -c, "{ARGV}",
+                "${{params.query}}", "--limit=${{params.limit}}", {extra_arg}]
 jobs:
   report:
     schedule: {{cron: "0 9 * * 1-5"}}
@@ -122,7 +123,7 @@ def test_instances_are_created_run_changed_and_deleted_over_http(
 
         # Listing: origin, and a template filter.
         jobs = {j["id"]: j for j in api.get("/jobs").json()["jobs"]}
-        assert jobs["report"]["origin"] == "file" and jobs["report"]["source"].endswith("t.yaml:12")
+        assert jobs["report"]["origin"] == "file" and jobs["report"]["source"].endswith("t.yaml:13")
         only = api.get("/jobs", params={"template": "echoargs"}).json()["jobs"]
         assert sorted(j["id"] for j in only) == ["hostile-0", "hostile-1", "hostile-2", "soon"]
 
@@ -137,7 +138,7 @@ def test_instances_are_created_run_changed_and_deleted_over_http(
         assert api.patch("/jobs/hostile-0", json={"params": {"limit": 0}}).status_code == 422
         file_patch = api.patch("/jobs/report", json={"description": "x"})
         assert file_patch.status_code == 409 and file_patch.json()["detail"]["source"].endswith(
-            "t.yaml:12"
+            "t.yaml:13"
         )
         assert api.patch("/jobs/nope", json={}).status_code == 404
 
