@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from scheduler import __version__
+from scheduler.cli_instances import ALLOW_ORPHAN_DELETE, LATER, register, trigger_later
 from scheduler.cron import parse_cron
 from scheduler.errors import InvalidJobFiles, SchedulerError
 from scheduler.loader import load_paths
@@ -36,14 +37,6 @@ ALLOW_EMPTY = click.option(
     is_flag=True,
     help="Allow removing every stored job when no file declares one (refused by default: "
     "an empty directory is more often a broken mount than an intent).",
-)
-
-
-ALLOW_ORPHAN_DELETE = click.option(
-    "--allow-orphan-delete",
-    is_flag=True,
-    help="Allow removing a template that still has instances: they are removed with it "
-    "(refused by default).",
 )
 
 
@@ -306,20 +299,23 @@ def reconcile(
 
 
 @cli.command()
+@click.option("--template", help="Only the jobs created from this template.")
 @OUTPUT
 @click.pass_obj
-def jobs(settings: Settings, output: str) -> None:
-    """List the stored jobs: schedule, next run, paused, and the file:line declaring each.
+def jobs(settings: Settings, template: str | None, output: str) -> None:
+    """List the stored jobs: schedule, next run, paused, and the file:line declaring each
+    (or `template NAME` for a job created from a template).
 
     \b
     Example:
       scheduler jobs
       scheduler jobs -o json | jq '.[] | select(.paused)'
+      scheduler jobs --template search
     """
     from scheduler.render import jobs_text
     from scheduler.service import jobs_listing
 
-    listing = jobs_listing(settings)
+    listing = jobs_listing(settings, template)
     if output == "json":
         _print_json(listing)
     else:
@@ -431,18 +427,30 @@ def _operator(settings: Settings, op: str, job_id: str, output: str) -> dict[str
 
 @cli.command()
 @JOB_ID
+@LATER
 @OUTPUT
 @click.pass_obj
-def trigger(settings: Settings, job_id: str, output: str) -> None:
-    """Run a job now, recorded like any run (its concurrency policy still applies).
+def trigger(
+    settings: Settings,
+    job_id: str,
+    in_: str | None,
+    at: str | None,
+    params: tuple[str, ...],
+    output: str,
+) -> None:
+    """Run a job now, recorded like any run (its concurrency policy still applies); or
+    later (--in/--at), and a template's job with other params for that run (--param).
 
     The daemon that leads the store runs it (found by its socket, or through the store when
-    it runs on another host); with no daemon running this fails and says so.
+    it runs on another host); with no daemon running a run now fails and says so.
 
     \b
     Example:
       scheduler trigger weekly-export && scheduler history weekly-export --limit 1
+      scheduler trigger search-1a2b3c4d --in 2h -p query=storms
     """
+    if in_ or at or params:
+        return trigger_later(settings, job_id, in_, at, params, output, _say)
     result = _operator(settings, "trigger", job_id, output)
     if output == "text":
         if not result["started"]:
@@ -614,6 +622,9 @@ def get(settings: Settings, job_id: str, runs: int, fires: int, output: str) -> 
         _print_json(detail)
     else:
         _say(job_text(detail))
+
+
+register(cli, _say)
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ from scheduler.apply import _row, job_state, summary
 from scheduler.durations import parse_duration
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import DeclaredJob, Source
-from scheduler.params import ParamProblem, params_json_schema, resolve_params
+from scheduler.params import ParamProblem, from_text, params_json_schema, resolve_params
 from scheduler.plan import Stored, Update, diff
 from scheduler.spec import (
     JOB_ID_PATTERN,
@@ -540,9 +540,32 @@ def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+def typed_params(store: Store, request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A command line's ``--param k=v`` texts as the template's types (``params.from_text``):
+    ``"5"`` is 5 for an integer parameter, ``a,b`` a list."""
+    given = request.get("params")
+    if not given:
+        return None
+    name = request.get("template")
+    if request.get("op") != "create":
+        name = instance_row(store, str(request.get("job_id"))).template
+    if name is None:
+        return dict(given)
+    head = load_template(store, str(name)).head
+    return {
+        key: from_text(head.params[key], value)
+        if key in head.params and isinstance(value, str)
+        else value
+        for key, value in given.items()
+    }
+
+
 def carry_out(store: Store, request: Mapping[str, Any], now: datetime) -> Outcome:
     """One request ``{"op": create|modify|remove|run, ...}`` (the same keys as the
-    functions above; ``job_id`` may be absent on create). Raises what they raise."""
+    functions above; ``job_id`` may be absent on create; ``text_params``: params are texts
+    to type, ``typed_params``). Raises what they raise."""
+    if request.get("text_params"):
+        request = {**request, "params": typed_params(store, request)}
     op, job_id = request.get("op"), _text(request.get("job_id"))
     if op == "create":
         job = create(
@@ -575,3 +598,34 @@ def carry_out(store: Store, request: Mapping[str, Any], now: datetime) -> Outcom
         run = prepare_run(store, job_id, when, request.get("params"), now=now)
         return Outcome(run.describe(), [], [], run)
     raise InvalidInstance([("op", f"unknown request {op!r}: one of {', '.join(OPS)}")])
+
+
+def store_one_off(store: Store, run: OneOff, conn: Connection | None = None) -> str:
+    """Write a one-off run for a later time straight into the store (no daemon runs now:
+    the next leader fires it, or records it missed past its grace). Returns its id."""
+    from apscheduler.triggers.date import DateTrigger
+
+    from scheduler.apply import EXECUTOR, RUNNER_REF
+
+    aps_id = run.aps_id
+    state = {
+        "version": 1,
+        "id": aps_id,
+        "func": RUNNER_REF,
+        "trigger": DateTrigger(run.at),
+        "executor": EXECUTOR,
+        "args": one_off_args(run),
+        "kwargs": {},
+        "name": aps_id,
+        "misfire_grace_time": run.misfire_grace,
+        "coalesce": True,
+        "max_instances": 1,
+        "next_run_time": run.at,
+    }
+    row = _row(state)
+    if conn is None:
+        with store.write() as own:
+            own.execute(store.aps_jobs.insert().values(id=row.pop("b_id"), **row))
+    else:
+        conn.execute(store.aps_jobs.insert().values(id=row.pop("b_id"), **row))
+    return aps_id

@@ -316,6 +316,11 @@ def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
         store.close()
     if job_id not in stored:
         return JobNotFound(job_id)
+    if stored[job_id].source.startswith("template "):
+        return SchedulerError(
+            f"job '{job_id}' was created from {stored[job_id].source}: "
+            f"`scheduler delete {job_id}` deletes it"
+        )
     return SchedulerError(
         f"job '{job_id}' is declared in {stored[job_id].source}: delete it from that file "
         "(and commit); the next reconcile removes it from the store. To stop it for now, "
@@ -323,13 +328,14 @@ def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
     )
 
 
-def jobs_listing(settings: Settings) -> list[dict[str, Any]]:
+def jobs_listing(settings: Settings, template: str | None = None) -> list[dict[str, Any]]:
     """``scheduler jobs``: from the daemon's API with ``--url``, else from the store."""
     if settings.api_url:
-        return list(call(settings.api_url, "GET", "/jobs")["jobs"])
+        query = {"template": template} if template else {}
+        return list(call(settings.api_url, "GET", "/jobs", params=query)["jobs"])
     store = Store(settings.db, create=False)
     try:
-        return list_jobs(store)
+        return list_jobs(store, None, template)
     finally:
         store.close()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.api_helpers import ApiDaemon, StartApi
+from tests.api_helpers import StartApi
 from tests.conftest import WriteJobs
 from tests.daemon_helpers import wait_for
 
@@ -168,12 +168,22 @@ def test_instances_are_created_run_changed_and_deleted_over_http(
         assert "instance 'hostile-0' would be invalid" in refused.text
         write_jobs("t.yaml", template_file("v2"))
 
-    restarted = _restart(daemon, start_api)
+    assert daemon.stop() == 0
+    # With no daemon, a one-off run for later goes into the store; the next daemon runs it.
+    stored = daemon.cli("trigger", "hostile-1", "--in", "1s", "-p", "query=stored")
+    assert stored.returncode == 0 and "hostile-1: runs at" in stored.stdout, stored.stderr
+    restarted = start_api()
     with restarted.client() as api:
         kept = api.get("/jobs", params={"template": "echoargs"}).json()["jobs"]
         assert sorted(j["id"] for j in kept) == ["hostile-0", "hostile-1", "soon"]
+        assert _outputs(api, "hostile-1", 3)[2] == ["stored", "--limit=10", "v2"]
         assert api.post("/jobs/hostile-0/runs", json={}).status_code == 202
         assert _outputs(api, "hostile-0", 2)[1] == [HOSTILE[0], "--limit=3", "v2"]
+        # The command line acts through the running daemon.
+        argv = ("create", "echoargs", "-p", "query=via cli", "--interval", "2h", "--id", "cli")
+        via = restarted.cli(*argv, "-o", "json")
+        assert via.returncode == 0 and json.loads(via.stdout)["via"] == "daemon", via.stderr
+        assert restarted.cli("delete", "cli").returncode == 0
 
         # Removing the template is refused while it has instances...
         (jobs_dir / "t.yaml").write_text("jobs:\n" + template_file().split("jobs:\n", 1)[1])
@@ -185,8 +195,3 @@ def test_instances_are_created_run_changed_and_deleted_over_http(
         assert done.returncode == 0, done.stderr
         assert "echoargs: template removed, 3 instance(s) removed" in done.stdout
         assert [j["id"] for j in api.get("/jobs").json()["jobs"]] == ["report"]
-
-
-def _restart(daemon: ApiDaemon, start_api: StartApi) -> ApiDaemon:
-    assert daemon.stop() == 0
-    return start_api()
