@@ -124,6 +124,7 @@ def test_instances_are_created_run_changed_and_deleted_over_http(
         # Listing: origin, and a template filter.
         jobs = {j["id"]: j for j in api.get("/jobs").json()["jobs"]}
         assert jobs["report"]["origin"] == "file" and jobs["report"]["source"].endswith("t.yaml:13")
+        assert set(api.get("/store/jobs").json()["jobs"]) == {"report"}  # what plan --url sees
         only = api.get("/jobs", params={"template": "echoargs"}).json()["jobs"]
         assert sorted(j["id"] for j in only) == ["hostile-0", "hostile-1", "hostile-2", "soon"]
 
