@@ -1,6 +1,7 @@
 """The daemon's HTTP API, status page and metrics (FastAPI, served by uvicorn on the
 daemon's own event loop). Files stay the source of truth: jobs are listed, triggered,
-paused and resumed here, never created or deleted.
+paused and resumed here; only instances of templates the files declare are created and
+deleted here (``api_instances``).
 
 It talks to the daemon only through the ``Control`` protocol, so it imports neither the
 daemon nor the reconciler. Caller: ``daemon`` (``--http``).
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from scheduler import __version__
+from scheduler.api_instances import router as instance_routes
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
 from scheduler.http_guard import RequestGuard, is_loopback
@@ -41,7 +43,12 @@ from scheduler.store import Store
 TOKEN_ENV = "SCHEDULER_API_TOKEN"
 HTTP_ENV = "SCHEDULER_HTTP"
 TEMPLATES = Path(__file__).parent / "templates"
-STATUS_CODES = {"JobNotFound": 404, "InvalidJobFiles": 422, "EmptyJobsDir": 409}
+STATUS_CODES = {
+    "JobNotFound": 404,
+    "InvalidJobFiles": 422,
+    "EmptyJobsDir": 409,
+    "TemplateHasInstances": 409,
+}
 
 
 class Control(Protocol):
@@ -91,7 +98,10 @@ class Job(BaseModel):
     paused: bool
     paused_by: str | None
     state: str
-    source: str
+    source: str = Field(description="the file and line declaring it, or `template NAME`")
+    origin: str = Field(default="file", description="file, or template (an instance)")
+    template: str | None = Field(default=None, description="an instance's template")
+    params: dict[str, Any] | None = Field(default=None, description="an instance's params")
     last_outcome: str | None
     last_run_time: str | None
     # Only for jobs that declare expect (absent otherwise, as in `scheduler jobs -o json`).
@@ -199,8 +209,9 @@ async def get_jobs(
     overdue: Annotated[
         bool | None, Query(description="only jobs that are (true) or are not (false) overdue")
     ] = None,
+    template: Annotated[str | None, Query(description="only instances of this template")] = None,
 ) -> dict[str, Any]:
-    listing = await asyncio.to_thread(list_jobs, control.store)
+    listing = await asyncio.to_thread(list_jobs, control.store, None, template)
     if overdue is not None:
         listing = [job for job in listing if job.get("overdue", False) is overdue]
     return {"jobs": listing, "total": len(listing)}
@@ -274,25 +285,9 @@ async def resume(control: Ctl, job_id: str) -> dict[str, Any]:
     return await _act(control, "resume", job_id)
 
 
-@router.delete(
-    "/jobs/{job_id}",
-    status_code=409,
-    responses={409: {"description": "jobs are removed by editing the file that declares them"}},
-)
-async def delete_job(control: Ctl, job_id: str) -> None:
-    job = await asyncio.to_thread(_find, control, job_id)
-    raise HTTPException(
-        409,
-        {
-            "message": f"job '{job_id}' is declared in {job['source']}: delete it from that file "
-            "(and commit); the next reconcile removes it",
-            "source": job["source"],
-        },
-    )
-
-
-async def _plan(control: Control, apply: bool) -> dict[str, Any]:
-    details = _raise_for(await control.handle({"op": "reconcile", "dry_run": not apply}))
+async def _plan(control: Control, apply: bool, allow_orphan_delete: bool = False) -> dict[str, Any]:
+    request = {"op": "reconcile", "dry_run": not apply, "allow_orphan_delete": allow_orphan_delete}
+    details = _raise_for(await control.handle(request))
     return {
         "add": [a["id"] for a in details["add"]],
         "update": [
@@ -343,8 +338,13 @@ async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     response_model=PlanOut,
     responses={422: {"description": "an invalid job file: nothing was changed"}},
 )
-async def post_reconcile(control: Ctl) -> dict[str, Any]:
-    return await _plan(control, apply=True)
+async def post_reconcile(
+    control: Ctl,
+    allow_orphan_delete: Annotated[
+        bool, Query(description="remove a removed template's instances with it")
+    ] = False,
+) -> dict[str, Any]:
+    return await _plan(control, True, allow_orphan_delete)
 
 
 @open_router.get("/healthz", responses={503: {"description": "unhealthy, with why"}})
@@ -473,7 +473,8 @@ def create_app(control: Control, token: str | None = None) -> FastAPI:
         title="scheduler",
         version=__version__,
         description="The API of a declarative job scheduler daemon. Job files are "
-        "the source of truth: jobs are not created or deleted here.",
+        "the source of truth: jobs are declared there, and so are the templates from which "
+        "jobs may be created here.",
         openapi_url=None,  # served by the token-guarded router instead
         docs_url=None,
         redoc_url=None,
@@ -483,6 +484,7 @@ def create_app(control: Control, token: str | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, local_only=app.state.token is None)
     app.include_router(open_router)
     app.include_router(router)
+    app.include_router(instance_routes, dependencies=[Depends(_authorize)])
     return app
 
 
