@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import os
-from collections.abc import Iterator
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -37,8 +37,9 @@ from scheduler.remote_plan import SPECS_PER_REQUEST, stored_index, stored_specs
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
 from scheduler.store import Store
+from scheduler.tokens import TOKEN_ENV, TOKENS_ENV, Access, Grant, Role, required_role, requires
 
-TOKEN_ENV = "SCHEDULER_API_TOKEN"
+log = logging.getLogger("scheduler.api")
 HTTP_ENV = "SCHEDULER_HTTP"
 TEMPLATES = Path(__file__).parent / "templates"
 STATUS_CODES = {"JobNotFound": 404, "InvalidJobFiles": 422, "EmptyJobsDir": 409}
@@ -61,7 +62,7 @@ class BindError(SchedulerError):
     """The HTTP address is unusable or unsafe."""
 
 
-def parse_bind(value: str, token: str | None) -> tuple[str, int]:
+def parse_bind(value: str, access: Access | None) -> tuple[str, int]:
     """``HOST:PORT`` or just ``PORT`` (then 127.0.0.1). A non-loopback address without an
     API token is refused: it would hand the scheduler to anyone on the network."""
     host, _, port_text = value.rpartition(":")
@@ -74,10 +75,10 @@ def parse_bind(value: str, token: str | None) -> tuple[str, int]:
         raise BindError(
             f"--http {value!r}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080"
         ) from None
-    if not token and not is_loopback(host):
+    if access is None and not is_loopback(host):
         raise BindError(
-            f"refusing to serve the API on {host} without {TOKEN_ENV}: set a token, or bind "
-            "to 127.0.0.1"
+            f"refusing to serve the API on {host} without {TOKEN_ENV} or {TOKENS_ENV}: set a "
+            "token, or bind to 127.0.0.1"
         )
     return host, port
 
@@ -160,30 +161,89 @@ def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 _bearer = HTTPBearer(auto_error=False)
+BINDING = "scheduler.binding"  # the request scope key of the serving scheduler
+LOCAL = Grant("local", Role.admin)  # no tokens: loopback only (http_guard) or the host's auth
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Which scheduler a request is for, and the tokens it accepts (None: no tokens)."""
+
+    control: Control
+    access: Access | None
+
+
+def _binding(request: Request) -> Binding:
+    binding: Binding = request.scope[BINDING]
+    return binding
 
 
 def _control(request: Request) -> Control:
-    control: Control = request.app.state.control
-    return control
+    return _binding(request).control
 
 
-def _authorize(
+async def _authorize(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    token: str | None = request.app.state.token
-    if token is None:
-        return
-    given = creds.credentials if creds is not None else ""
-    if not hmac.compare_digest(given.encode(), token.encode()):
+) -> AsyncIterator[None]:
+    """Who calls (401 for no or an unknown token), whether their role suffices (403, naming
+    the role needed), and a log line for every write with the token's name and outcome."""
+    access = _binding(request).access
+    method = request.method
+    where = f"{method} {request.url.path}"
+    if access is None:
+        grant = LOCAL
+    else:
+        found = access.identify(creds.credentials if creds is not None else "")
+        if found is None:
+            log.warning("API %s refused: %s bearer token", where, "an unknown" if creds else "no")
+            raise HTTPException(
+                401,
+                "missing or unknown bearer token: send 'Authorization: Bearer TOKEN' with a "
+                f"token from {TOKEN_ENV} or the {TOKENS_ENV} file",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        grant = found
+    needed = required_role(method, request.scope.get("endpoint"))
+    if grant.role < needed:
+        log.warning("API %s refused: token %r has role %s", where, grant.name, grant.role.name)
         raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            403,
+            f"token {grant.name!r} has the role {grant.role.name}; {where} needs "
+            f"{needed.name}: use a token with that role (roles: read < operate < admin)",
         )
+    if needed == Role.read:
+        yield
+        return
+    route = request.scope.get("route")
+    try:
+        yield
+    except HTTPException as exc:
+        log.info("API %s by %s (%s): %d", where, grant.name, grant.role.name, exc.status_code)
+        raise
+    except Exception:
+        log.info("API %s by %s (%s): failed", where, grant.name, grant.role.name)
+        raise
+    status = getattr(route, "status_code", None) or 200
+    log.info("API %s by %s (%s): %d", where, grant.name, grant.role.name, status)
 
 
 Ctl = Annotated[Control, Depends(_control)]
 router = APIRouter(dependencies=[Depends(_authorize)])
 open_router = APIRouter()  # /healthz: for load balancers and probes, no token
+
+
+def bound_router(control: Control, access: Access | None) -> APIRouter:
+    """The whole API for one scheduler, mountable in any FastAPI app
+    (``app.include_router(bound_router(...), prefix="/scheduler")``)."""
+
+    def bind(request: Request) -> None:
+        request.scope[BINDING] = Binding(control, access)
+
+    outer = APIRouter(dependencies=[Depends(bind)])
+    outer.include_router(open_router)
+    outer.include_router(router)
+    return outer
 
 
 def _find(control: Control, job_id: str) -> dict[str, Any]:
@@ -333,6 +393,7 @@ async def get_store_index(control: Ctl) -> dict[str, Any]:
 
 
 @router.post("/store/specs", response_model=SpecsOut)
+@requires(Role.read)  # a read in POST's clothing: `plan --url` needs it
 async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     """The stored specs of the given job ids (unknown ids left out); changes nothing."""
     return {"specs": await asyncio.to_thread(stored_specs, control.store, body.ids)}
@@ -343,6 +404,7 @@ async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     response_model=PlanOut,
     responses={422: {"description": "an invalid job file: nothing was changed"}},
 )
+@requires(Role.admin)
 async def post_reconcile(control: Ctl) -> dict[str, Any]:
     return await _plan(control, apply=True)
 
@@ -379,8 +441,9 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 @router.get("/docs", include_in_schema=False)
-async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="scheduler API")
+async def docs(request: Request) -> HTMLResponse:
+    base = request.url.path.removesuffix("/docs")  # mounted under a prefix in an app, too
+    return get_swagger_ui_html(openapi_url=f"{base}/openapi.json", title="scheduler API")
 
 
 @router.get("/metrics", response_class=Response)
@@ -467,8 +530,13 @@ async def status_page(control: Ctl) -> HTMLResponse:
     return HTMLResponse(await asyncio.to_thread(_render_status, control))
 
 
-def create_app(control: Control, token: str | None = None) -> FastAPI:
-    """The API of one daemon. ``token`` defaults to $SCHEDULER_API_TOKEN."""
+def create_app(
+    control: Control, token: str | None = None, *, access: Access | None = None
+) -> FastAPI:
+    """The API of one daemon: ``access`` (the tokens it accepts), else one admin ``token``,
+    else $SCHEDULER_API_TOKEN and $SCHEDULER_API_TOKENS."""
+    if access is None:
+        access = Access.load(token=token) if token else Access.from_env()
     app = FastAPI(
         title="scheduler",
         version=__version__,
@@ -479,10 +547,8 @@ def create_app(control: Control, token: str | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.control = control
-    app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    app.add_middleware(RequestGuard, local_only=app.state.token is None)
-    app.include_router(open_router)
-    app.include_router(router)
+    app.add_middleware(RequestGuard, local_only=access is None)
+    app.include_router(bound_router(control, access))
     return app
 
 

@@ -52,6 +52,7 @@ from scheduler.watcher import watch
 
 if TYPE_CHECKING:
     from scheduler.api import ApiServer
+    from scheduler.tokens import Access
 
 log = logging.getLogger("scheduler.daemon")
 
@@ -195,12 +196,12 @@ class Daemon:
         allow_empty: bool = False,
         shutdown_grace: float = 10.0,
         http: tuple[str, int] | None = None,
-        token: str | None = None,
+        access: Access | None = None,
         lease: float = DEFAULT_LEASE,
     ) -> None:
         self.settings = settings
         self.http = http
-        self.token = token
+        self.access = access
         self.http_task: asyncio.Task[None] | None = None
         self.metrics = Metrics(self._counts, self.role)
         self.allow_empty = allow_empty
@@ -414,7 +415,7 @@ class Daemon:
         from scheduler.api import ApiServer, create_app  # FastAPI and uvicorn: only if asked
 
         host, port = self.http
-        server = ApiServer(create_app(self, self.token), host, port)
+        server = ApiServer(create_app(self, access=self.access), host, port)
         # Bind here, not in uvicorn: it answers a taken port with sys.exit() from inside the
         # event loop, which would skip this daemon's clean shutdown and its error message.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
