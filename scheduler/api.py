@@ -29,7 +29,7 @@ from sqlalchemy import select, text
 from scheduler import __version__
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
-from scheduler.http_guard import RequestGuard, is_loopback
+from scheduler.http_guard import Refused, RequestGuard, check_local, is_loopback
 from scheduler.jobpage import FIRES, page_context, visible
 from scheduler.lookup import RunNotFound, find_run, job_detail
 from scheduler.metrics import CONTENT_TYPE, Metrics
@@ -233,14 +233,24 @@ router = APIRouter(dependencies=[Depends(_authorize)])
 open_router = APIRouter()  # /healthz: for load balancers and probes, no token
 
 
-def bound_router(control: Control, access: Access | None) -> APIRouter:
+def _local_only(request: Request) -> None:
+    """``http_guard``'s loopback checks, for a router mounted in an app (no middleware)."""
+    try:
+        check_local(request.method, dict(request.headers))
+    except Refused as refused:
+        raise HTTPException(refused.status, refused.detail) from None
+
+
+def bound_router(control: Control, access: Access | None, *, local_only: bool = False) -> APIRouter:
     """The whole API for one scheduler, mountable in any FastAPI app
-    (``app.include_router(bound_router(...), prefix="/scheduler")``)."""
+    (``app.include_router(bound_router(...), prefix="/scheduler")``). ``local_only``: answer
+    only local, same-origin clients (what ``RequestGuard`` does for ``create_app``)."""
 
     def bind(request: Request) -> None:
         request.scope[BINDING] = Binding(control, access)
 
-    outer = APIRouter(dependencies=[Depends(bind)])
+    guards = [Depends(bind), *([Depends(_local_only)] if local_only else [])]
+    outer = APIRouter(dependencies=guards)
     outer.include_router(open_router)
     outer.include_router(router)
     return outer

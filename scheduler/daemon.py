@@ -198,7 +198,10 @@ class Daemon:
         http: tuple[str, int] | None = None,
         access: Access | None = None,
         lease: float = DEFAULT_LEASE,
+        signals: bool = True,
     ) -> None:
+        """``signals=False`` leaves SIGTERM/SIGINT/SIGHUP to the host (``embed``): the
+        daemon then stops when ``stop_event`` is set."""
         self.settings = settings
         self.http = http
         self.access = access
@@ -214,7 +217,9 @@ class Daemon:
         self.freshness: asyncio.Task[None] | None = None
         self.leftovers: list[RunRecord] = []  # runs of this host's crashed daemon, ended
         self.seen_changes = 0
+        self.signals = signals
         self.stop_event = asyncio.Event()
+        self.ready = asyncio.Event()  # leading with jobs reconciled, or standing by
         self.reconcile_lock = asyncio.Lock()
         self.store: Store  # opened by run(), once the writer lock is held
         self.scheduler: ResilientScheduler | None = None
@@ -278,14 +283,15 @@ class Daemon:
             )
             await asyncio.sleep(0)
             # Signals before the start-up reconcile: a SIGTERM during it still stops cleanly.
-            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop_event.set)
+            if self.signals:
+                loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, self.stop_event.set)
             server = await control.serve(self.paths.socket, self.handle)
             await self._lead_until_stopped()
         finally:
             log.info("stopping")
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT) if self.signals else ():
                 loop.remove_signal_handler(sig)
             if server is not None:
                 server.close()
@@ -330,6 +336,7 @@ class Daemon:
             log.info(
                 "standing by: %s leads (epoch %s)", status["leader"] or "nobody", status["epoch"]
             )
+            self.ready.set()
         return await waiting
 
     async def _lead(self, fence: Fence) -> None:
@@ -370,6 +377,7 @@ class Daemon:
             self.store.engine.url.render_as_string(hide_password=True),
             fence.epoch,
         )
+        self.ready.set()
         watch = asyncio.create_task(self._watch_store())
         stop = asyncio.create_task(self.stop_event.wait())
         deposed = asyncio.create_task(self.leadership.lost.wait())

@@ -39,9 +39,7 @@ def test_each_role_may_do_what_it_names_and_no_more(
     write_jobs("a.yaml", simple_job("report"))
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKENS)
-    daemon = start_api(
-        env={"SCHEDULER_API_TOKENS": str(tokens), "SCHEDULER_API_TOKEN": ENV_ADMIN}
-    )
+    daemon = start_api(env={"SCHEDULER_API_TOKENS": str(tokens), "SCHEDULER_API_TOKEN": ENV_ADMIN})
     with (
         daemon.client() as nobody,
         daemon.client("not-a-token") as stranger,
@@ -69,8 +67,12 @@ def test_each_role_may_do_what_it_names_and_no_more(
         assert detail.startswith(
             "token 'dashboard' has the role read; POST /jobs/report/pause needs operate"
         )
-        assert unnamed.post("/jobs/report/trigger").json()["detail"].startswith(
-            "token 'token-"  # a hash prefix names it: never the token
+        assert (
+            unnamed.post("/jobs/report/trigger")
+            .json()["detail"]
+            .startswith(
+                "token 'token-"  # a hash prefix names it: never the token
+            )
         )
 
         # operate: acts on jobs, but a reconcile is admin's.

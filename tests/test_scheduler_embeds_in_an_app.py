@@ -1,0 +1,160 @@
+"""``Scheduler(jobs_dir=..., db=...)`` inside a FastAPI app (issue 9, embedding): started by
+the app's lifespan on the app's own loop, it is the daemon (reconcile at start and on file
+change, runs recorded in history), answers its Python API, and its router mounted under a
+prefix serves the HTTP API with the app's routes beside it. Served for real on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from scheduler import Scheduler
+from scheduler.errors import JobNotFound, SchedulerError
+from tests.app_helpers import serve_app, wait_until
+from tests.conftest import WriteJobs
+
+TICK = """\
+jobs:
+  tick:
+    schedule: {interval: 1s}
+    run: {type: command, command: ["echo", "tick from the app"]}
+"""
+LATER = """\
+jobs:
+  later:
+    schedule: {cron: "0 9 * * *"}
+    run: {type: command, command: ["echo", "later"]}
+"""
+
+
+def host_app(sched: Scheduler) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with sched:
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/hello")
+    async def hello() -> dict[str, int]:
+        return {"jobs": len(await sched.jobs())}
+
+    app.include_router(sched.router, prefix="/scheduler")
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _runtime(monkeypatch: pytest.MonkeyPatch, runtime_dir: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
+
+
+def test_an_app_runs_the_scheduler_and_serves_its_api(
+    write_jobs: WriteJobs, jobs_dir: Path, db_url: str
+) -> None:
+    write_jobs("a.yaml", TICK)
+    sched = Scheduler(jobs_dir=jobs_dir, db=db_url)
+    term_handler = signal.getsignal(signal.SIGTERM)
+
+    async def main() -> None:
+        async with (
+            serve_app(host_app(sched)) as base,
+            httpx.AsyncClient(
+                base_url=base, headers={"Content-Type": "application/json"}, timeout=30
+            ) as http,
+        ):
+            # The start-up reconcile happened before the app served its first request.
+            assert (await http.get("/hello")).json() == {"jobs": 1}
+            listed = (await http.get("/scheduler/jobs")).json()["jobs"]
+            assert [(j["id"], j["schedule"]) for j in listed] == [("tick", "Every 1s")]
+            assert (await sched.get("tick"))["spec"]["run"]["command"][1] == "tick from the app"
+
+            # It fires and records, like the daemon.
+            runs = await wait_until(
+                lambda: _successes(sched, "tick"), "a run of tick in the history"
+            )
+            assert runs[0]["output_tail"] == "tick from the app\n"
+            over_http = (await http.get("/scheduler/jobs/tick/runs")).json()
+            assert over_http[-1]["run_id"] == runs[-1]["run_id"]
+
+            # Operator actions from Python and over HTTP.
+            assert (await sched.pause("tick"))["paused"] is True
+            assert (await http.get("/scheduler/jobs/tick")).json()["paused"] is True
+            resumed = await http.post("/scheduler/jobs/tick/resume")
+            assert resumed.json()["result"]["paused"] is False
+            with pytest.raises(JobNotFound, match="no job 'nope'"):
+                await sched.pause("nope")
+            with pytest.raises(JobNotFound):
+                await sched.history("nope")
+            assert (await http.get("/scheduler/jobs/nope")).status_code == 404
+
+            # A file change is reconciled by the embedded watcher.
+            write_jobs("b.yaml", LATER)
+            await wait_until(
+                lambda: _ids(sched, "later"), "the new file's job, reconciled by the watcher"
+            )
+            # The mounted API keeps the daemon's guard without tokens: local clients only.
+            foreign = await http.post(
+                "/scheduler/jobs/tick/pause", headers={"Origin": "http://evil.example"}
+            )
+            assert foreign.status_code == 403
+            assert (await http.get("/scheduler/healthz")).json() == {"status": "ok"}
+            # The docs page points at the mounted schema, not the app's root.
+            assert "/scheduler/openapi.json" in (await http.get("/scheduler/docs")).text
+
+        # Stopped with the app: using it now says so.
+        with pytest.raises(SchedulerError, match="start the scheduler first"):
+            await sched.jobs()
+
+    asyncio.run(main())
+    assert signal.getsignal(signal.SIGTERM) == term_handler  # the host's signals untouched
+
+
+async def _successes(sched: Scheduler, job_id: str) -> list[dict[str, object]]:
+    return [r for r in await sched.history(job_id) if r["outcome"] == "success"]
+
+
+async def _ids(sched: Scheduler, job_id: str) -> bool:
+    return job_id in {job["id"] for job in await sched.jobs()}
+
+
+def test_tokens_guard_the_mounted_router_and_a_held_store_is_refused(
+    write_jobs: WriteJobs, jobs_dir: Path, db_url: str, tmp_path: Path
+) -> None:
+    write_jobs("a.yaml", LATER)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("viewer-Pk2Jd8Wq5Rt1 read viewer\napp-Ms7Vb3Xc9Ln4 operate app\n")
+    sched = Scheduler(jobs_dir=jobs_dir, db=db_url, tokens_file=tokens)
+
+    async def main() -> None:
+        async with serve_app(host_app(sched)) as base:
+
+            def client(token: str) -> httpx.AsyncClient:
+                return httpx.AsyncClient(
+                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                )
+
+            async with (
+                client("viewer-Pk2Jd8Wq5Rt1") as viewer,
+                client("app-Ms7Vb3Xc9Ln4") as app,
+                client("guess") as stranger,
+            ):
+                assert (await viewer.get("/scheduler/jobs")).status_code == 200
+                refused = await viewer.post("/scheduler/jobs/later/pause")
+                assert refused.status_code == 403
+                assert "needs operate" in refused.json()["detail"]
+                assert (await app.post("/scheduler/jobs/later/pause")).status_code == 200
+                assert (await app.post("/scheduler/reconcile")).status_code == 403
+                assert (await stranger.get("/scheduler/jobs")).status_code == 401
+            # A second scheduler on the same SQLite store is refused at start, with why.
+            second = Scheduler(jobs_dir=jobs_dir, db=db_url)
+            with pytest.raises(SchedulerError, match="already"):
+                await second.start()
+
+    asyncio.run(main())
