@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -158,3 +160,38 @@ def test_tokens_guard_the_mounted_router_and_a_held_store_is_refused(
                 await second.start()
 
     asyncio.run(main())
+
+
+def test_app_processes_on_postgresql_share_the_store_one_leads(
+    write_jobs: WriteJobs, jobs_dir: Path, pg_database: Callable[[], str]
+) -> None:
+    """Two app workers (here two Schedulers on one loop) on one PostgreSQL store: both
+    start, one leads and the other stands by, a pause asked of the standby is done by the
+    leader, and when the leader's app stops the standby takes over and fires."""
+    write_jobs("a.yaml", TICK)
+    url = pg_database()
+    first = Scheduler(jobs_dir=jobs_dir, db=url, lease=2.0)
+    second = Scheduler(jobs_dir=jobs_dir, db=url, lease=2.0)
+
+    async def main() -> None:
+        await first.start()
+        await second.start()  # returns once it stands by
+        try:
+            assert (await second.pause("tick"))["paused"] is True  # handed to the leader
+            assert (await first.get("tick"))["paused"] is True
+            await second.resume("tick")
+            await first.stop()
+            stopped_at = time.time()
+            await wait_until(
+                lambda: _ran_after(second, stopped_at), "a tick fired by the new leader"
+            )
+        finally:
+            await first.stop()
+            await second.stop()
+
+    asyncio.run(main())
+
+
+async def _ran_after(sched: Scheduler, moment: float) -> bool:
+    runs = await sched.history("tick", limit=5)
+    return any(datetime.fromisoformat(r["started_at"]).timestamp() > moment for r in runs)
