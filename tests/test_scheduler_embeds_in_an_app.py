@@ -107,6 +107,10 @@ def test_an_app_runs_the_scheduler_and_serves_its_api(
             )
             assert foreign.status_code == 403
             assert (await http.get("/scheduler/healthz")).json() == {"status": "ok"}
+            # The status page and its links work under the prefix.
+            assert 'href="ui/jobs/tick"' in (await http.get("/scheduler/")).text
+            page = await http.get("/scheduler/ui/jobs/tick")
+            assert page.status_code == 200 and "tick from the app" in page.text
             # The docs page points at the mounted schema, not the app's root.
             assert "/scheduler/openapi.json" in (await http.get("/scheduler/docs")).text
 
