@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -21,15 +19,15 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from scheduler import __version__
+from scheduler.api_auth import BINDING, Binding, authorize, control_of, local_clients_only
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
-from scheduler.http_guard import Refused, RequestGuard, check_local, is_loopback
+from scheduler.http_guard import RequestGuard, is_loopback
 from scheduler.jobpage import FIRES, page_context, visible
 from scheduler.lookup import RunNotFound, find_run, job_detail
 from scheduler.metrics import CONTENT_TYPE, Metrics
@@ -37,9 +35,8 @@ from scheduler.remote_plan import SPECS_PER_REQUEST, stored_index, stored_specs
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
 from scheduler.store import Store
-from scheduler.tokens import TOKEN_ENV, TOKENS_ENV, Access, Grant, Role, required_role, requires
+from scheduler.tokens import TOKEN_ENV, TOKENS_ENV, Access, Role, requires
 
-log = logging.getLogger("scheduler.api")
 HTTP_ENV = "SCHEDULER_HTTP"
 TEMPLATES = Path(__file__).parent / "templates"
 STATUS_CODES = {"JobNotFound": 404, "InvalidJobFiles": 422, "EmptyJobsDir": 409}
@@ -160,85 +157,9 @@ def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
     raise HTTPException(status_code=status, detail=detail)
 
 
-_bearer = HTTPBearer(auto_error=False)
-BINDING = "scheduler.binding"  # the request scope key of the serving scheduler
-LOCAL = Grant("local", Role.admin)  # no tokens: loopback only (http_guard) or the host's auth
-
-
-@dataclass(frozen=True)
-class Binding:
-    """Which scheduler a request is for, and the tokens it accepts (None: no tokens)."""
-
-    control: Control
-    access: Access | None
-
-
-def _binding(request: Request) -> Binding:
-    binding: Binding = request.scope[BINDING]
-    return binding
-
-
-def _control(request: Request) -> Control:
-    return _binding(request).control
-
-
-async def _authorize(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> AsyncIterator[None]:
-    """Who calls (401 for no or an unknown token), whether their role suffices (403, naming
-    the role needed), and a log line for every write with the token's name and outcome."""
-    access = _binding(request).access
-    method = request.method
-    where = f"{method} {request.url.path}"
-    if access is None:
-        grant = LOCAL
-    else:
-        found = access.identify(creds.credentials if creds is not None else "")
-        if found is None:
-            log.warning("API %s refused: %s bearer token", where, "an unknown" if creds else "no")
-            raise HTTPException(
-                401,
-                "missing or unknown bearer token: send 'Authorization: Bearer TOKEN' with a "
-                f"token from {TOKEN_ENV} or the {TOKENS_ENV} file",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        grant = found
-    needed = required_role(method, request.scope.get("endpoint"))
-    if grant.role < needed:
-        log.warning("API %s refused: token %r has role %s", where, grant.name, grant.role.name)
-        raise HTTPException(
-            403,
-            f"token {grant.name!r} has the role {grant.role.name}; {where} needs "
-            f"{needed.name}: use a token with that role (roles: read < operate < admin)",
-        )
-    if needed == Role.read:
-        yield
-        return
-    route = request.scope.get("route")
-    try:
-        yield
-    except HTTPException as exc:
-        log.info("API %s by %s (%s): %d", where, grant.name, grant.role.name, exc.status_code)
-        raise
-    except Exception:
-        log.info("API %s by %s (%s): failed", where, grant.name, grant.role.name)
-        raise
-    status = getattr(route, "status_code", None) or 200
-    log.info("API %s by %s (%s): %d", where, grant.name, grant.role.name, status)
-
-
-Ctl = Annotated[Control, Depends(_control)]
-router = APIRouter(dependencies=[Depends(_authorize)])
+Ctl = Annotated[Control, Depends(control_of)]
+router = APIRouter(dependencies=[Depends(authorize)])
 open_router = APIRouter()  # /healthz: for load balancers and probes, no token
-
-
-def _local_only(request: Request) -> None:
-    """``http_guard``'s loopback checks, for a router mounted in an app (no middleware)."""
-    try:
-        check_local(request.method, dict(request.headers))
-    except Refused as refused:
-        raise HTTPException(refused.status, refused.detail) from None
 
 
 def bound_router(control: Control, access: Access | None, *, local_only: bool = False) -> APIRouter:
@@ -249,7 +170,7 @@ def bound_router(control: Control, access: Access | None, *, local_only: bool = 
     def bind(request: Request) -> None:
         request.scope[BINDING] = Binding(control, access)
 
-    guards = [Depends(bind), *([Depends(_local_only)] if local_only else [])]
+    guards = [Depends(bind), *([Depends(local_clients_only)] if local_only else [])]
     outer = APIRouter(dependencies=guards)
     outer.include_router(open_router)
     outer.include_router(router)
