@@ -1,6 +1,7 @@
 """The daemon's HTTP API, status page and metrics (FastAPI, served by uvicorn on the
 daemon's own event loop). Files stay the source of truth: jobs are listed, triggered,
-paused and resumed here, never created or deleted.
+paused and resumed here; only instances of templates the files declare are created and
+deleted here (``api_instances``).
 
 It talks to the daemon only through the ``Control`` protocol, so it imports neither the
 daemon nor the reconciler. Caller: ``daemon`` (``--http``).
@@ -25,6 +26,7 @@ from sqlalchemy import select, text
 
 from scheduler import __version__
 from scheduler.api_auth import BINDING, Binding, authorize, control_of, local_clients_only
+from scheduler.api_instances import router as instance_routes
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
 from scheduler.http_guard import RequestGuard, is_loopback
@@ -89,7 +91,10 @@ class Job(BaseModel):
     paused: bool
     paused_by: str | None
     state: str
-    source: str
+    source: str = Field(description="the file and line declaring it, or `template NAME`")
+    origin: str = Field(default="file", description="file, or template (an instance)")
+    template: str | None = Field(default=None, description="an instance's template")
+    params: dict[str, Any] | None = Field(default=None, description="an instance's params")
     last_outcome: str | None
     last_run_time: str | None
     # Only for jobs that declare expect (absent otherwise, as in `scheduler jobs -o json`).
@@ -174,6 +179,7 @@ def bound_router(control: Control, access: Access | None, *, local_only: bool = 
     outer = APIRouter(dependencies=guards)
     outer.include_router(open_router)
     outer.include_router(router)
+    outer.include_router(instance_routes)  # guarded by its own authorize
     return outer
 
 
@@ -190,8 +196,9 @@ async def get_jobs(
     overdue: Annotated[
         bool | None, Query(description="only jobs that are (true) or are not (false) overdue")
     ] = None,
+    template: Annotated[str | None, Query(description="only instances of this template")] = None,
 ) -> dict[str, Any]:
-    listing = await asyncio.to_thread(list_jobs, control.store)
+    listing = await asyncio.to_thread(list_jobs, control.store, None, template)
     if overdue is not None:
         listing = [job for job in listing if job.get("overdue", False) is overdue]
     return {"jobs": listing, "total": len(listing)}
@@ -263,23 +270,6 @@ async def pause(control: Ctl, job_id: str) -> dict[str, Any]:
 @router.post("/jobs/{job_id}/resume", response_model=Action)
 async def resume(control: Ctl, job_id: str) -> dict[str, Any]:
     return await _act(control, "resume", job_id)
-
-
-@router.delete(
-    "/jobs/{job_id}",
-    status_code=409,
-    responses={409: {"description": "jobs are removed by editing the file that declares them"}},
-)
-async def delete_job(control: Ctl, job_id: str) -> None:
-    job = await asyncio.to_thread(_find, control, job_id)
-    raise HTTPException(
-        409,
-        {
-            "message": f"job '{job_id}' is declared in {job['source']}: delete it from that file "
-            "(and commit); the next reconcile removes it",
-            "source": job["source"],
-        },
-    )
 
 
 async def _plan(control: Control, apply: bool) -> dict[str, Any]:
@@ -472,7 +462,8 @@ def create_app(
         title="scheduler",
         version=__version__,
         description="The API of a declarative job scheduler daemon. Job files are "
-        "the source of truth: jobs are not created or deleted here.",
+        "the source of truth: jobs are declared there, and so are the templates from which "
+        "jobs may be created here.",
         openapi_url=None,  # served by the token-guarded router instead
         docs_url=None,
         redoc_url=None,

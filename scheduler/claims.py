@@ -87,4 +87,3 @@ class FencedClaims:
             # A retry after a commit whose answer was lost finds its own row.
             owner = conn.execute(self._owner, {"claim": params["claim"]}).scalar()
         return owner == params["run_id"]
-

@@ -30,6 +30,8 @@ def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
             response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
         raise ApiError(f"cannot reach the scheduler API at {base_url}: {exc}") from None
+    if response.status_code == 204:
+        return None
     if response.status_code < 400:
         return response.json()
     try:

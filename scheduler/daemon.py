@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -24,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler import control, handoff
+from scheduler import control, handoff, instances
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
@@ -499,12 +501,15 @@ class Daemon:
             return lock
         return nullcontext()
 
-    def _reconcile_sync(self, allow_empty: bool, dry_run: bool) -> ReconcileResult:
+    def _reconcile_sync(
+        self, allow_empty: bool, dry_run: bool, allow_orphan_delete: bool = False
+    ) -> ReconcileResult:
         return reconcile(
             self.store,
             self.settings.jobs_dir,
             allow_empty=allow_empty,
             dry_run=dry_run,
+            allow_orphan_delete=allow_orphan_delete,
             workers=PARSE_WORKERS,
             start="forkserver",
             limits=ChildLimits.from_env(),  # a hostile file can stop its child, not us
@@ -512,7 +517,12 @@ class Daemon:
         )
 
     async def reconcile(
-        self, why: str, *, allow_empty: bool | None = None, dry_run: bool = False
+        self,
+        why: str,
+        *,
+        allow_empty: bool | None = None,
+        dry_run: bool = False,
+        allow_orphan_delete: bool = False,
     ) -> dict[str, Any]:
         """Reconcile now (or only plan); log and return the outcome. Never raises."""
         allow = self.allow_empty if allow_empty is None else allow_empty
@@ -521,7 +531,8 @@ class Daemon:
             return {"ok": False, "error": "this replica stands by: the leader reconciles"}
         async with self.reconcile_lock:
             try:
-                result = await asyncio.to_thread(self._reconcile_sync, allow, dry_run)
+                sync = functools.partial(self._reconcile_sync, allow, dry_run, allow_orphan_delete)
+                result = await asyncio.to_thread(sync)
             except Exception as exc:  # bad files, or a bug: either way keep running
                 if isinstance(exc, SchedulerError):
                     log.error("reconcile (%s) refused, keeping the last good state:\n%s", why, exc)
@@ -530,15 +541,16 @@ class Daemon:
                 if not dry_run:
                     self._reconciled({"ok": False, "why": why, "error": str(exc) or repr(exc)})
                 return error_reply(exc)
-            details = plan_details(result.plan, applied=result.applied)
+            details = plan_details(result.plan, result.applied, result.instance_lines)
             if dry_run:
                 return {"ok": True, "result": details}
             if self.runner is not None:
-                p = result.plan
+                p, moved = result.plan, result.instances
                 self.runner.set_specs(
                     [(j.id, j.canonical) for j in p.add]
-                    + [(u.job.id, u.job.canonical) for u in p.update],
-                    [s.id for s in p.remove],
+                    + [(u.job.id, u.job.canonical) for u in p.update]
+                    + [(u.job.id, u.job.canonical) for u in (moved.update if moved else [])],
+                    [s.id for s in p.remove] + (moved.orphan_ids if moved else []),
                 )
             if result.applied and self.scheduler is not None and self.scheduler.running:
                 self._builtin_cleanup()
@@ -587,7 +599,7 @@ class Daemon:
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
-        handed = op in ("pause", "resume", "trigger") or (
+        handed = op in ("pause", "resume", "trigger", *instances.OPS) or (
             op == "reconcile" and not request.get("dry_run")
         )
         if handed and self.fence is None:  # a standby: the leader acts, through the store
@@ -605,7 +617,10 @@ class Daemon:
                 "command line",
                 allow_empty=bool(request.get("allow_empty")),
                 dry_run=bool(request.get("dry_run")),
+                allow_orphan_delete=bool(request.get("allow_orphan_delete")),
             )
+        if op in instances.OPS:
+            return await self._instance_op(request)
         if op == "ping":
             jobs_dir = str(self.settings.jobs_dir.resolve())
             return {"ok": True, "result": {"pid": os.getpid(), "jobs_dir": jobs_dir}}
@@ -650,6 +665,40 @@ class Daemon:
             self.scheduler.wakeup()
         log.info("job %s %s by an operator", job_id, "paused" if paused else "resumed")
         return {"ok": True, "result": {"id": job_id, "paused": paused, "changed": changed}}
+
+    async def _instance_op(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Create, modify or remove an instance, or a one-off run (``instances``)."""
+        assert self.runner is not None and self.scheduler is not None
+        now = datetime.now(UTC)
+
+        def apply() -> instances.Outcome:
+            with self._apply_guard():
+                return instances.carry_out(self.store, request, now)
+
+        try:
+            done = await asyncio.to_thread(apply)
+        except SchedulerError as exc:
+            return error_reply(exc)
+        self.runner.set_specs(done.changed, done.removed)
+        result, run = dict(done.result), done.run
+        if run is not None and run.at <= now:
+            override = None if run.canonical is None else self.runner.spec_of(run.canonical)
+            if override is None and self.runner.spec(run.job_id) is None:
+                return error_reply(JobNotFound(run.job_id))
+            reason = self.runner.dispatch(run.job_id, now, spec=override)
+            result.update(started=reason is None, reason=reason)
+        elif run is not None:
+            self.scheduler.add_job(
+                RUNNER_REF,
+                DateTrigger(run.at),
+                args=instances.one_off_args(run),
+                id=run.aps_id,
+                misfire_grace_time=run.misfire_grace,
+            )
+        if self.scheduler.running:
+            self.scheduler.wakeup()
+        log.info("%s %s by an operator", request.get("op"), result.get("id"))
+        return {"ok": True, "result": result}
 
     def _trigger(self, job_id: str) -> dict[str, Any]:
         assert self.runner is not None

@@ -32,7 +32,7 @@ from scheduler.errors import SchedulerError
 
 # Every revision this release knows, oldest first; the last is the one it writes.
 # (tests/test_store_schema_is_migrated.py checks it against scheduler/migrations/versions.)
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key for creating/upgrading the schema: any constant, ours alone.
@@ -62,6 +62,22 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     # Derived from the spec when it is written, so listing 10,000 jobs decodes none.
     Column("summary", Text, nullable=False, default="{}"),
+    # 0004: NULL for a job declared in a file; an instance's template and parameters (JSON).
+    Column("template", Unicode(191), nullable=True),
+    Column("params", Text, nullable=True),
+    Index("ix_scheduler_jobs_template", "template"),
+)
+
+# 0004: each template the files declare, as last reconciled (``templates.DeclaredTemplate``):
+# what creating an instance needs, readable by any process that holds the store.
+templates = Table(
+    "scheduler_templates",
+    metadata,
+    Column("name", Unicode(191), primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("source", Unicode(1024), nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 files = Table(

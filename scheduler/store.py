@@ -182,6 +182,7 @@ class Store:
         self.jobs = schema.jobs
         self.files = schema.files
         self.runs = schema.runs
+        self.templates = schema.templates
 
     def probe_write(self) -> None:
         """Fail now, with the database's own reason, if the store cannot be written (a
@@ -203,9 +204,10 @@ class Store:
                 yield conn
 
     def stored_jobs(
-        self, conn: Connection | None = None, job_id: str | None = None
+        self, conn: Connection | None = None, job_id: str | None = None, *, files_only: bool = False
     ) -> dict[str, Stored]:
-        """Our jobs (or only ``job_id``), their specs still JSON text."""
+        """Our jobs (or only ``job_id``), their specs still JSON text. ``files_only``: only
+        jobs declared in files, not instances of templates (what a reconcile plans over)."""
         query = select(
             self.jobs.c.id,
             self.jobs.c.spec,
@@ -215,6 +217,8 @@ class Store:
         )
         if job_id is not None:
             query = query.where(self.jobs.c.id == job_id)
+        if files_only:
+            query = query.where(self.jobs.c.template.is_(None))
         with self._reading(conn) as c:
             return {
                 row.id: Stored(

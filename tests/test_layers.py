@@ -9,7 +9,14 @@ import sys
 
 import pytest
 
-PURE = ["scheduler.spec", "scheduler.loader", "scheduler.plan", "scheduler.cron"]
+PURE = [
+    "scheduler.spec",
+    "scheduler.loader",
+    "scheduler.plan",
+    "scheduler.cron",
+    "scheduler.templates",
+    "scheduler.params",
+]
 FORBIDDEN = ["apscheduler", "sqlalchemy", "scheduler.daemon", "scheduler.store", "fastapi"]
 
 
