@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from scheduler import instances
 from scheduler.daemon import Daemon
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
@@ -39,10 +42,24 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
 log = logging.getLogger("scheduler.embed")
+# What the HTTP API answers for each refusal (an app passes them on as the same status).
+STATUS = {**instances.STATUS, "JobNotFound": 404, "InvalidJobFiles": 422, "EmptyJobsDir": 409}
 
 
 class NotStarted(SchedulerError):
     """The scheduler was used before ``start()`` (or ``async with``) or after ``stop()``."""
+
+
+class Refused(SchedulerError):
+    """The scheduler refused a request: ``kind`` names why (``InvalidInstance``,
+    ``TemplateNotFound``, ``JobExists``, ``TooManyInstances``, ``DeclaredInFile``, ...) and
+    ``status`` is the HTTP status its API answers with (422, 404, 409, ...), for an app
+    that passes the refusal on."""
+
+    def __init__(self, message: str, kind: str, status: int) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
 
 
 class Scheduler:
@@ -156,7 +173,20 @@ class Scheduler:
 
     async def get(self, job_id: str, *, fires: int = 5) -> dict[str, Any]:
         """One job with its spec and next ``fires`` fire times, as ``GET /jobs/{id}``."""
-        return await asyncio.to_thread(job_detail, self._running().store, job_id, fires)
+        return await self._read(job_detail, job_id, fires)
+
+    async def _read(self, read: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """A read of the store, its refusal (an unknown name) raised as ``Refused``."""
+        store = self._running().store
+        try:
+            return await asyncio.to_thread(read, store, *args)
+        except JobNotFound:
+            raise
+        except SchedulerError as exc:
+            kind = type(exc).__name__
+            if kind not in STATUS:
+                raise
+            raise Refused(str(exc), kind, STATUS[kind]) from None
 
     async def history(self, job_id: str | None = None, *, limit: int = 20) -> list[dict[str, Any]]:
         """Runs (one entry per try), newest first; one job's, or every job's."""
@@ -169,9 +199,14 @@ class Scheduler:
 
     async def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         reply = await self._running().handle(request)
-        if reply.get("kind") == "JobNotFound" and "job_id" in request:
+        if reply.get("ok"):
+            return unwrap(reply)
+        kind = str(reply.get("kind", ""))
+        if kind == "JobNotFound" and "job_id" in request:
             raise JobNotFound(str(request["job_id"]))
-        return unwrap(reply)
+        if kind in STATUS:
+            raise Refused(str(reply.get("error")), kind, STATUS[kind])
+        return unwrap(reply)  # raises it as a SchedulerError (InvalidJobFiles for problems)
 
     async def pause(self, job_id: str) -> dict[str, Any]:
         """Pause until resumed (kept across reconciles and restarts)."""
@@ -187,3 +222,73 @@ class Scheduler:
     async def reconcile(self, *, dry_run: bool = False) -> dict[str, Any]:
         """Reconcile now (the files are watched anyway); ``dry_run`` only plans."""
         return await self._ask({"op": "reconcile", "dry_run": dry_run})
+
+    # -- instances of templates -------------------------------------------------------
+
+    async def templates(self) -> list[dict[str, Any]]:
+        """Every template the files declare, with its parameters' JSON Schema and limits."""
+        return await asyncio.to_thread(instances.templates, self._running().store)
+
+    async def template(self, name: str) -> dict[str, Any]:
+        return await self._read(instances.template, name)
+
+    async def create(
+        self,
+        template: str,
+        params: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """A new instance of ``template``, as ``POST /templates/{name}/jobs``: ``schedule``
+        is ``{"cron": ...}``, ``{"interval": "6h"}``, ``{"at": ISO}`` or ``{"in": "5m"}``
+        (None: the template's default); ``id`` is generated when left out. Returns the job
+        as ``get(id)`` shows it; raises ``Refused`` (bad params or schedule, a limit, an id
+        taken)."""
+        request: dict[str, Any] = {"op": "create", "template": template}
+        request["params"] = dict(params or {})
+        request["schedule"] = dict(schedule) if schedule is not None else None
+        request["job_id"] = id
+        request["description"] = description
+        return await self._ask(request)
+
+    async def modify(
+        self,
+        job_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Change an instance, as ``PATCH /jobs/{id}``: ``params`` are merged into its own
+        (None drops one); its next run is kept unless the schedule changes."""
+        return await self._ask(
+            {
+                "op": "modify",
+                "job_id": job_id,
+                "params": dict(params) if params is not None else None,
+                "schedule": dict(schedule) if schedule is not None else None,
+                "description": description,
+            }
+        )
+
+    async def remove(self, job_id: str) -> None:
+        """Remove an instance (a file's job is refused: edit its file)."""
+        await self._ask({"op": "remove", "job_id": job_id})
+
+    async def run_once(
+        self,
+        job_id: str,
+        *,
+        in_: str | None = None,
+        at: datetime | str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A one-off run of any job, now or ``in_`` (``"5m"``) or ``at``, recorded in its
+        history like any run; ``params`` (an instance's) apply to this run only."""
+        when = at.isoformat() if isinstance(at, datetime) else at
+        request: dict[str, Any] = {"op": "run", "job_id": job_id, "in": in_, "at": when}
+        if params is not None:
+            request["params"] = dict(params)
+        return await self._ask(request)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from scheduler import Scheduler
+from scheduler.embed import Refused
 from scheduler.errors import JobNotFound, SchedulerError
 from tests.app_helpers import serve_app, wait_until
 from tests.conftest import WriteJobs
@@ -199,3 +200,68 @@ def test_app_processes_on_postgresql_share_the_store_one_leads(
 async def _ran_after(sched: Scheduler, moment: float) -> bool:
     runs = await sched.history("tick", limit=5)
     return any(datetime.fromisoformat(r["started_at"]).timestamp() > moment for r in runs)
+
+
+ECHO = """\
+templates:
+  echo:
+    params:
+      word: {type: string, required: true}
+    limits: {max_jobs: 2, schedules: [interval, at]}
+    run: {type: command, command: ["echo", "${params.word}"]}
+jobs:
+  later:
+    schedule: {cron: "0 9 * * *"}
+    run: {type: command, command: ["echo", "later"]}
+"""
+
+
+def test_the_python_api_creates_changes_runs_and_removes_instances(
+    write_jobs: WriteJobs, jobs_dir: Path, db_url: str
+) -> None:
+    write_jobs("a.yaml", ECHO)
+
+    async def outputs(sched: Scheduler, job_id: str) -> list[str]:
+        runs = await sched.history(job_id)
+        return sorted(r["output_tail"] for r in runs if r["outcome"] == "success")
+
+    async def main() -> None:
+        async with Scheduler(jobs_dir=jobs_dir, db=db_url) as sched:
+            (template,) = await sched.templates()
+            assert template["name"] == "echo" and template["params"]["required"] == ["word"]
+            job = await sched.create("echo", {"word": "one"}, {"interval": "1h"}, id="echo-one")
+            assert (job["id"], job["source"]) == ("echo-one", "template echo")
+
+            refusals = [
+                (sched.create("echo", {"word": "x"}, {"interval": "1h"}, id="echo-one"), 409),
+                (sched.create("echo", {}, {"interval": "1h"}), 422),
+                (sched.create("echo", {"word": "x"}, {"cron": "0 9 * * *"}), 422),
+                (sched.create("nope", {"word": "x"}, {"interval": "1h"}), 404),
+                (sched.remove("later"), 409),  # a file's job: edit its file
+                (sched.template("nope"), 404),
+            ]
+            for call, status in refusals:
+                with pytest.raises(Refused) as refused:
+                    await call
+                assert refused.value.status == status, refused.value
+            with pytest.raises(Refused, match=r"params\.word: missing required parameter"):
+                await sched.create("echo", {}, {"interval": "1h"})
+
+            # One-off runs, now and in a second, with this run's own params.
+            await sched.run_once("echo-one", params={"word": "; rm -rf / --now"})
+            await sched.run_once("echo-one", in_="1s")
+            await wait_until(lambda: _count(outputs(sched, "echo-one"), 2), "the two one-off runs")
+            assert await outputs(sched, "echo-one") == ["; rm -rf / --now\n", "one\n"]
+
+            changed = await sched.modify("echo-one", params={"word": "two"})
+            assert changed["spec"]["run"]["command"] == ["echo", "two"]
+            await sched.remove("echo-one")
+            with pytest.raises(JobNotFound):
+                await sched.get("echo-one")
+            assert [j["id"] for j in await sched.jobs()] == ["later"]
+
+    asyncio.run(main())
+
+
+async def _count(found: Awaitable[list[str]], count: int) -> bool:
+    return len(await found) >= count
