@@ -32,11 +32,20 @@ TOKENS = f"""\
 {UNNAMED} read
 """
 
+TEMPLATE = """\
+templates:
+  note:
+    params:
+      word: {type: string, required: true}
+    run: {type: command, command: ["echo", "${params.word}"]}
+"""
+
 
 def test_each_role_may_do_what_it_names_and_no_more(
     start_api: StartApi, write_jobs: WriteJobs, tmp_path: Path
 ) -> None:
     write_jobs("a.yaml", simple_job("report"))
+    write_jobs("t.yaml", TEMPLATE)
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKENS)
     daemon = start_api(env={"SCHEDULER_API_TOKENS": str(tokens), "SCHEDULER_API_TOKEN": ENV_ADMIN})
@@ -75,6 +84,21 @@ def test_each_role_may_do_what_it_names_and_no_more(
             )
         )
 
+        # Templates and instances: read may look, creating and changing is operate's.
+        assert read.get("/templates").json()["total"] == 1
+        create = {"id": "note-1", "params": {"word": "hi"}, "schedule": {"interval": "1h"}}
+        refused = read.post("/templates/note/jobs", json=create)
+        assert refused.status_code == 403
+        assert "POST /templates/note/jobs needs operate" in refused.json()["detail"]
+        assert operate.post("/templates/note/jobs", json=create).status_code == 201
+        for method, path, body in (
+            ("PATCH", "/jobs/note-1", {"params": {"word": "ho"}}),
+            ("POST", "/jobs/note-1/runs", {}),
+            ("DELETE", "/jobs/note-1", None),
+        ):
+            assert read.request(method, path, json=body).status_code == 403, path
+            assert operate.request(method, path, json=body).status_code < 300, path
+
         # operate: acts on jobs, but a reconcile is admin's.
         assert operate.post("/jobs/report/pause").json()["result"]["paused"] is True
         assert operate.post("/jobs/report/resume").json()["result"]["paused"] is False
@@ -90,6 +114,8 @@ def test_each_role_may_do_what_it_names_and_no_more(
 
     log = daemon.log()
     assert "API POST /jobs/report/pause by ci-deploy (operate): 200" in log
+    assert "API POST /templates/note/jobs by ci-deploy (operate): 201" in log
+    assert "API DELETE /jobs/note-1 by ci-deploy (operate): 204" in log
     assert "API POST /jobs/report/trigger by ci-deploy (operate): 200" in log
     assert "API POST /reconcile by ops (admin): 200" in log
     assert "API POST /reconcile by SCHEDULER_API_TOKEN (admin): 200" in log
