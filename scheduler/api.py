@@ -172,7 +172,7 @@ def bound_router(control: Control, access: Access | None, *, local_only: bool = 
     (``app.include_router(bound_router(...), prefix="/scheduler")``). ``local_only``: answer
     only local, same-origin clients (what ``RequestGuard`` does for ``create_app``)."""
 
-    def bind(request: Request) -> None:
+    async def bind(request: Request) -> None:  # async: no threadpool hop per request
         request.scope[BINDING] = Binding(control, access)
 
     guards = [Depends(bind), *([Depends(local_clients_only)] if local_only else [])]

@@ -45,7 +45,9 @@ def binding_of(request: Request) -> Binding:
     return binding
 
 
-def control_of(request: Request) -> Control:
+async def control_of(request: Request) -> Control:
+    """The ``Control`` dependency of every route (async: a sync dependency costs a thread
+    pool hop per request)."""
     return binding_of(request).control
 
 
@@ -57,7 +59,7 @@ async def authorize(
     the role needed), and a log line for every write with the token's name and outcome."""
     access = binding_of(request).access
     method = request.method
-    where = f"{method} {request.url.path}"
+    where = f"{method} {request.scope['path']}"  # request.url would build a URL each time
     if access is None:
         grant = LOCAL
     else:
@@ -95,7 +97,7 @@ async def authorize(
     log.info("API %s by %s (%s): %d", where, grant.name, grant.role.name, status)
 
 
-def local_clients_only(request: Request) -> None:
+async def local_clients_only(request: Request) -> None:
     """``http_guard``'s loopback checks, for a router mounted in an app (no middleware)."""
     try:
         check_local(request.method, dict(request.headers))

@@ -33,8 +33,8 @@ class Control(Protocol):
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
 
-def _control(request: Request) -> Control:
-    control: Control = control_of(request)
+async def _control(request: Request) -> Control:
+    control: Control = await control_of(request)
     return control
 
 
