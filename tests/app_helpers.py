@@ -21,7 +21,7 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serve_app(app: Any) -> AsyncIterator[str]:
     """Serve ``app`` (lifespan included) until the block ends; yields its base URL."""
-    listener = socket.socket()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
