@@ -41,7 +41,12 @@ from scheduler.tokens import TOKEN_ENV, TOKENS_ENV, Access, Role, requires
 
 HTTP_ENV = "SCHEDULER_HTTP"
 TEMPLATES = Path(__file__).parent / "templates"
-STATUS_CODES = {"JobNotFound": 404, "InvalidJobFiles": 422, "EmptyJobsDir": 409}
+STATUS_CODES = {
+    "JobNotFound": 404,
+    "InvalidJobFiles": 422,
+    "EmptyJobsDir": 409,
+    "TemplateHasInstances": 409,
+}
 
 
 class Control(Protocol):
@@ -272,8 +277,9 @@ async def resume(control: Ctl, job_id: str) -> dict[str, Any]:
     return await _act(control, "resume", job_id)
 
 
-async def _plan(control: Control, apply: bool) -> dict[str, Any]:
-    details = _raise_for(await control.handle({"op": "reconcile", "dry_run": not apply}))
+async def _plan(control: Control, apply: bool, allow_orphan_delete: bool = False) -> dict[str, Any]:
+    request = {"op": "reconcile", "dry_run": not apply, "allow_orphan_delete": allow_orphan_delete}
+    details = _raise_for(await control.handle(request))
     return {
         "add": [a["id"] for a in details["add"]],
         "update": [
@@ -326,8 +332,13 @@ async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     responses={422: {"description": "an invalid job file: nothing was changed"}},
 )
 @requires(Role.admin)
-async def post_reconcile(control: Ctl) -> dict[str, Any]:
-    return await _plan(control, apply=True)
+async def post_reconcile(
+    control: Ctl,
+    allow_orphan_delete: Annotated[
+        bool, Query(description="remove a removed template's instances with it")
+    ] = False,
+) -> dict[str, Any]:
+    return await _plan(control, True, allow_orphan_delete)
 
 
 @open_router.get("/healthz", responses={503: {"description": "unhealthy, with why"}})

@@ -163,7 +163,8 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
     if output == "json":
         _print_json([])
     else:
-        click.echo(f"ok: {len(state.jobs)} job(s) in {len(state.files)} file(s)")
+        templates = f", {len(state.templates)} template(s)" if state.templates else ""
+        click.echo(f"ok: {len(state.jobs)} job(s){templates} in {len(state.files)} file(s)")
 
 
 @cli.command()

@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler import control, handoff, instances
+from scheduler import control, handoff, instance_requests, instances
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
@@ -669,38 +668,16 @@ class Daemon:
         return {"ok": True, "result": {"id": job_id, "paused": paused, "changed": changed}}
 
     async def _instance_op(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Create, modify or remove an instance, or a one-off run (``instances``)."""
         assert self.runner is not None and self.scheduler is not None
-        now = datetime.now(UTC)
+        scheduler = self.scheduler
 
-        def apply() -> instances.Outcome:
-            with self._apply_guard():
-                return instances.carry_out(self.store, request, now)
+        def wakeup() -> None:
+            if scheduler.running:
+                scheduler.wakeup()
 
-        try:
-            done = await asyncio.to_thread(apply)
-        except SchedulerError as exc:
-            return error_reply(exc)
-        self.runner.set_specs(done.changed, done.removed)
-        result, run = dict(done.result), done.run
-        if run is not None and run.at <= now:
-            override = None if run.canonical is None else self.runner.spec_of(run.canonical)
-            if override is None and self.runner.spec(run.job_id) is None:
-                return error_reply(JobNotFound(run.job_id))
-            reason = self.runner.dispatch(run.job_id, now, spec=override)
-            result.update(started=reason is None, reason=reason)
-        elif run is not None:
-            self.scheduler.add_job(
-                RUNNER_REF,
-                DateTrigger(run.at),
-                args=instances.one_off_args(run),
-                id=run.aps_id,
-                misfire_grace_time=run.misfire_grace,
-            )
-        if self.scheduler.running:
-            self.scheduler.wakeup()
-        log.info("%s %s by an operator", request.get("op"), result.get("id"))
-        return {"ok": True, "result": result}
+        return await instance_requests.serve(
+            self.store, self.runner, wakeup, self._apply_guard, request
+        )
 
     def _trigger(self, job_id: str) -> dict[str, Any]:
         assert self.runner is not None

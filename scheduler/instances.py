@@ -330,8 +330,11 @@ def create(
             raise JobExists(job_id, "a job this tool did not create")
         limit = found.head.limits.max_jobs
         if limit is not None:
+            # Alive: still to run (a spent one-shot's APScheduler row is gone).
             alive = conn.execute(
-                select(func.count()).select_from(ours).where(ours.c.template == template_name)
+                select(func.count())
+                .select_from(ours.join(aps, aps.c.id == ours.c.id))
+                .where(ours.c.template == template_name)
             ).scalar_one()
             if alive >= limit:
                 raise TooManyInstances(template_name, limit)

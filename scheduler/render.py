@@ -52,6 +52,8 @@ def plan_json(details: dict[str, Any]) -> dict[str, Any]:
     }
     if "applied" in details:
         out["applied"] = details["applied"]
+    if details.get("instances"):
+        out["instances"] = details["instances"]
     return out
 
 

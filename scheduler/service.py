@@ -64,7 +64,8 @@ def reconcile_now(
 ) -> dict[str, Any]:
     """Apply the files to the store, or have the running daemon do it and report back."""
     if settings.api_url:
-        return dict(call(settings.api_url, "POST", "/reconcile")["details"])
+        query = {"allow_orphan_delete": "true"} if allow_orphan_delete else {}
+        return dict(call(settings.api_url, "POST", "/reconcile", params=query)["details"])
     paths = runtime_paths(settings.db)
     lock = WriterLock(paths.lock)
     asking = (settings, paths, allow_empty, allow_orphan_delete)

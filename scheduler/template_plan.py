@@ -92,17 +92,22 @@ def rerender(
     changed: Mapping[str, DeclaredTemplate],
     removed: Iterable[str],
     instances: Mapping[str, list[InstanceRow]],
+    before: Mapping[str, DeclaredTemplate] | None = None,
 ) -> Rerender:
-    """Pure: each instance of a changed template rendered again with its own params and
-    schedule; instances of removed templates listed as orphans."""
+    """Pure: each instance of a changed template rendered again with its own params,
+    schedule and description (the template's new one if it had the template's ``before``);
+    instances of removed templates listed as orphans."""
     result = Rerender([], {}, [], {}, {})
     for name, found in sorted(changed.items()):
+        was = (before or {}).get(name)
+        inherited = was.body.get("description", "") if was is not None else None
         for inst in instances.get(name, []):
             old = inst.stored.canonical
+            description = old.get("description")
+            if description == inherited:
+                description = None  # the template's, edited with it
             try:
-                spec, values = render_instance(
-                    found, inst.params, old["schedule"], old.get("description")
-                )
+                spec, values = render_instance(found, inst.params, old["schedule"], description)
             except InvalidInstance as exc:
                 result.problems.append(
                     f"{name}: instance '{inst.stored.id}' would be invalid: {exc}"
@@ -195,7 +200,7 @@ def plan_templates(
     shift.drop = sorted(set(stored) - set(desired))
     changed = {name: t for name, t in shift.put.items() if name in stored}
     instances = instances_of(store, [*changed, *shift.drop])
-    shift.rerendered = rerender(changed, shift.drop, instances)
+    shift.rerendered = rerender(changed, shift.drop, instances, stored)
     problems = [
         _at(desired[line.split(":", 1)[0]], line) for line in shift.rerendered.problems
     ] + _taken_ids(store, file_plan)

@@ -115,15 +115,20 @@ def test_instances_are_created_run_changed_and_deleted_over_http(
         often = _create(api, {"params": {"query": "x"}, "schedule": {"interval": "5m"}})
         assert often.status_code == 422 and "min_interval" in often.text
         # The fourth instance: an "in" one-shot that runs by itself; a fifth is over max_jobs.
-        soon = _create(api, {"id": "soon", "params": {"query": "later"}, "schedule": {"in": "1s"}})
+        soon = _create(api, {"id": "soon", "params": {"query": "later"}, "schedule": {"in": "2s"}})
         assert soon.status_code == 201, soon.text
         over = _create(api, {"params": {"query": "x"}, "schedule": {"interval": "2h"}})
         assert over.status_code == 409 and "max_jobs" in over.text
         assert _outputs(api, "soon", 1) == [["later", "--limit=10", "v1"]]
+        # A spent one-shot is no longer alive: there is room for another instance.
+        fifth = {"id": "fifth", "params": {"query": "x"}, "schedule": {"interval": "2h"}}
+        assert _create(api, fifth).status_code == 201
+        assert api.delete("/jobs/fifth").status_code == 204
 
         # Listing: origin, and a template filter.
         jobs = {j["id"]: j for j in api.get("/jobs").json()["jobs"]}
         assert jobs["report"]["origin"] == "file" and jobs["report"]["source"].endswith("t.yaml:13")
+        assert set(api.get("/store/jobs").json()["jobs"]) == {"report"}  # what plan --url sees
         only = api.get("/jobs", params={"template": "echoargs"}).json()["jobs"]
         assert sorted(j["id"] for j in only) == ["hostile-0", "hostile-1", "hostile-2", "soon"]
 

@@ -71,7 +71,7 @@ def test_instances_from_the_command_line_on_the_store(
     run_cli: RunCli, write_jobs: WriteJobs
 ) -> None:
     write_jobs("t.yaml", TEMPLATES)
-    assert run_cli("validate").exit_code == 0
+    assert run_cli("validate").output == "ok: 1 job(s), 1 template(s) in 1 file(s)\n"
     assert run_cli("reconcile").exit_code == 0
     listed = run_cli("templates")
     assert "echoargs" in listed.output and "params: limit, query*, tags" in listed.output
@@ -103,8 +103,25 @@ def test_instances_from_the_command_line_on_the_store(
     now = run_cli("trigger", "one")
     assert now.exit_code == 1 and "no scheduler daemon runs" in now.output
 
+    # A template edit re-renders its instances; a description of their own is kept.
+    own = run_cli("create", "echoargs", "-p", "query=q", "--in", "1h", "--id", "two",
+                  "--description", "mine")  # fmt: skip
+    assert own.exit_code == 0, own.output
+    write_jobs(
+        "t.yaml", TEMPLATES.replace("prints its", "echoes its").replace("[echo,", "[printf,")
+    )
+    planned = run_cli("plan")
+    assert "* echoargs: 2 instances updated" in planned.output, planned.output
+    assert run_cli("reconcile").exit_code == 0
+    specs = {j: json.loads(run_cli("get", j, "-o", "json").output)["spec"] for j in ("one", "two")}
+    assert specs["one"]["run"]["command"][0] == "printf"
+    assert specs["one"]["description"] == "echoes its arguments"
+    assert specs["two"]["description"] == "mine"
+    assert "No changes" in run_cli("plan").output
+
     file_job = run_cli("delete", "report")
     assert file_job.exit_code == 1 and "t.yaml:12" in file_job.output
     assert run_cli("delete", "one").exit_code == 0
+    assert run_cli("delete", "two").exit_code == 0
     assert json.loads(run_cli("jobs", "--template", "echoargs", "-o", "json").output) == []
     assert run_cli("delete", "one").exit_code == 1
