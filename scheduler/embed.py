@@ -15,7 +15,7 @@ app.include_router(sched.router, prefix="/scheduler")
 ```
 
 The host keeps its signals (SIGTERM stops the app, whose lifespan stops the scheduler).
-Caller: applications; nothing in the package imports this module.
+Callers: applications (``from scheduler import Scheduler`` loads it on first use).
 """
 
 from __future__ import annotations
