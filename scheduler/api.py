@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +20,12 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from scheduler import __version__
+from scheduler.api_auth import BINDING, Binding, authorize, control_of, local_clients_only
 from scheduler.api_instances import router as instance_routes
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
@@ -39,8 +37,8 @@ from scheduler.remote_plan import SPECS_PER_REQUEST, stored_index, stored_specs
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
 from scheduler.store import Store
+from scheduler.tokens import TOKEN_ENV, TOKENS_ENV, Access, Role, requires
 
-TOKEN_ENV = "SCHEDULER_API_TOKEN"
 HTTP_ENV = "SCHEDULER_HTTP"
 TEMPLATES = Path(__file__).parent / "templates"
 STATUS_CODES = {
@@ -68,7 +66,7 @@ class BindError(SchedulerError):
     """The HTTP address is unusable or unsafe."""
 
 
-def parse_bind(value: str, token: str | None) -> tuple[str, int]:
+def parse_bind(value: str, access: Access | None) -> tuple[str, int]:
     """``HOST:PORT`` or just ``PORT`` (then 127.0.0.1). A non-loopback address without an
     API token is refused: it would hand the scheduler to anyone on the network."""
     host, _, port_text = value.rpartition(":")
@@ -81,10 +79,10 @@ def parse_bind(value: str, token: str | None) -> tuple[str, int]:
         raise BindError(
             f"--http {value!r}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080"
         ) from None
-    if not token and not is_loopback(host):
+    if access is None and not is_loopback(host):
         raise BindError(
-            f"refusing to serve the API on {host} without {TOKEN_ENV}: set a token, or bind "
-            "to 127.0.0.1"
+            f"refusing to serve the API on {host} without {TOKEN_ENV} or {TOKENS_ENV}: set a "
+            "token, or bind to 127.0.0.1"
         )
     return host, port
 
@@ -169,31 +167,25 @@ def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
     raise HTTPException(status_code=status, detail=detail)
 
 
-_bearer = HTTPBearer(auto_error=False)
-
-
-def _control(request: Request) -> Control:
-    control: Control = request.app.state.control
-    return control
-
-
-def _authorize(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    token: str | None = request.app.state.token
-    if token is None:
-        return
-    given = creds.credentials if creds is not None else ""
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-
-Ctl = Annotated[Control, Depends(_control)]
-router = APIRouter(dependencies=[Depends(_authorize)])
+Ctl = Annotated[Control, Depends(control_of)]
+router = APIRouter(dependencies=[Depends(authorize)])
 open_router = APIRouter()  # /healthz: for load balancers and probes, no token
+
+
+def bound_router(control: Control, access: Access | None, *, local_only: bool = False) -> APIRouter:
+    """The whole API for one scheduler, mountable in any FastAPI app
+    (``app.include_router(bound_router(...), prefix="/scheduler")``). ``local_only``: answer
+    only local, same-origin clients (what ``RequestGuard`` does for ``create_app``)."""
+
+    async def bind(request: Request) -> None:  # async: no threadpool hop per request
+        request.scope[BINDING] = Binding(control, access)
+
+    guards = [Depends(bind), *([Depends(local_clients_only)] if local_only else [])]
+    outer = APIRouter(dependencies=guards)
+    outer.include_router(open_router)
+    outer.include_router(router)
+    outer.include_router(instance_routes)  # guarded by its own authorize
+    return outer
 
 
 def _find(control: Control, job_id: str) -> dict[str, Any]:
@@ -328,6 +320,7 @@ async def get_store_index(control: Ctl) -> dict[str, Any]:
 
 
 @router.post("/store/specs", response_model=SpecsOut)
+@requires(Role.read)  # a read in POST's clothing: `plan --url` needs it
 async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     """The stored specs of the given job ids (unknown ids left out); changes nothing."""
     return {"specs": await asyncio.to_thread(stored_specs, control.store, body.ids)}
@@ -338,6 +331,7 @@ async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     response_model=PlanOut,
     responses={422: {"description": "an invalid job file: nothing was changed"}},
 )
+@requires(Role.admin)
 async def post_reconcile(
     control: Ctl,
     allow_orphan_delete: Annotated[
@@ -379,8 +373,9 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 @router.get("/docs", include_in_schema=False)
-async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="scheduler API")
+async def docs(request: Request) -> HTMLResponse:
+    base = request.url.path.removesuffix("/docs")  # mounted under a prefix in an app, too
+    return get_swagger_ui_html(openapi_url=f"{base}/openapi.json", title="scheduler API")
 
 
 @router.get("/metrics", response_class=Response)
@@ -467,8 +462,13 @@ async def status_page(control: Ctl) -> HTMLResponse:
     return HTMLResponse(await asyncio.to_thread(_render_status, control))
 
 
-def create_app(control: Control, token: str | None = None) -> FastAPI:
-    """The API of one daemon. ``token`` defaults to $SCHEDULER_API_TOKEN."""
+def create_app(
+    control: Control, token: str | None = None, *, access: Access | None = None
+) -> FastAPI:
+    """The API of one daemon: ``access`` (the tokens it accepts), else one admin ``token``,
+    else $SCHEDULER_API_TOKEN and $SCHEDULER_API_TOKENS."""
+    if access is None:
+        access = Access.load(token=token) if token else Access.from_env()
     app = FastAPI(
         title="scheduler",
         version=__version__,
@@ -480,11 +480,8 @@ def create_app(control: Control, token: str | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.control = control
-    app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    app.add_middleware(RequestGuard, local_only=app.state.token is None)
-    app.include_router(open_router)
-    app.include_router(router)
-    app.include_router(instance_routes, dependencies=[Depends(_authorize)])
+    app.add_middleware(RequestGuard, local_only=access is None)
+    app.include_router(bound_router(control, access))
     return app
 
 

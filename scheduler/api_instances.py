@@ -1,7 +1,7 @@
 """The HTTP routes of templates and their instances (``instances``): list templates, create,
 modify and delete instances, and one-off runs of any job. Writes go through the daemon's
 ``Control.handle`` (a standby hands them to the leader through the store), reads go to the
-store. Included by ``api.create_app``.
+store. Included by ``api.bound_router`` (so by ``create_app`` and an app's mount).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler import instances
+from scheduler.api_auth import authorize, control_of
 from scheduler.instances import TemplateNotFound
 from scheduler.store import Store
 
@@ -32,8 +33,8 @@ class Control(Protocol):
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
 
-def _control(request: Request) -> Control:
-    control: Control = request.app.state.control
+async def _control(request: Request) -> Control:
+    control: Control = await control_of(request)
     return control
 
 
@@ -87,7 +88,8 @@ def raise_for(reply: dict[str, Any]) -> dict[str, Any]:
     raise HTTPException(status, detail)
 
 
-router = APIRouter()
+# Roles by method (tokens.required_role): GET read; POST, PATCH, DELETE operate.
+router = APIRouter(dependencies=[Depends(authorize)])
 
 
 @router.get("/templates", response_model=Templates)

@@ -339,7 +339,8 @@ def jobs(settings: Settings, template: str | None, output: str) -> None:
     default=None,
     metavar="HOST:PORT",
     help="Serve the HTTP API, status page and metrics (env SCHEDULER_HTTP); a bare PORT binds "
-    "127.0.0.1. Set SCHEDULER_API_TOKEN to require a bearer token.",
+    "127.0.0.1. Set SCHEDULER_API_TOKEN (one admin token) and/or SCHEDULER_API_TOKENS (a file "
+    "of 'TOKEN ROLE [NAME]' lines, roles read, operate, admin) to require bearer tokens.",
 )
 @click.option(
     "--lease",
@@ -383,6 +384,7 @@ def run(
     Example:
       scheduler run
       scheduler run --http 8080      # API, status page and /metrics on 127.0.0.1:8080
+      SCHEDULER_API_TOKENS=/etc/scheduler/tokens scheduler run --http 0.0.0.0:8080
       SCHEDULER_DB=sqlite:////var/lib/scheduler/jobs.db scheduler --jobs-dir /etc/jobs.d run
       # replicas: the same command on two hosts, one PostgreSQL store; one leads
       scheduler --db postgresql+psycopg://sched@db/sched run --http 0.0.0.0:8080 --lease 10s
@@ -391,24 +393,25 @@ def run(
     import os
 
     from scheduler import logs
-    from scheduler.api import TOKEN_ENV, parse_bind
+    from scheduler.api import parse_bind
     from scheduler.daemon import Daemon
     from scheduler.durations import parse_duration
     from scheduler.leadership import BadLease, check_lease
+    from scheduler.tokens import Access
 
     try:
         lease_seconds = check_lease(parse_duration(lease).total_seconds())
     except ValueError as exc:
         raise BadLease(f"--lease: {exc}") from None
-    token = os.environ.get(TOKEN_ENV) or None
-    bind = parse_bind(http, token) if http else None
+    access = Access.from_env(os.environ)  # a bad tokens file stops us here, PATH:LINE:COL
+    bind = parse_bind(http, access) if http else None
     logs.setup(log_level, log_format)
     daemon = Daemon(
         settings,
         allow_empty=allow_empty,
         shutdown_grace=shutdown_grace,
         http=bind,
-        token=token,
+        access=access,
         lease=lease_seconds,
     )
     asyncio.run(daemon.run())

@@ -61,6 +61,7 @@ from scheduler.watcher import watch
 
 if TYPE_CHECKING:
     from scheduler.api import ApiServer
+    from scheduler.tokens import Access
 
 log = logging.getLogger("scheduler.daemon")
 
@@ -204,12 +205,15 @@ class Daemon:
         allow_empty: bool = False,
         shutdown_grace: float = 10.0,
         http: tuple[str, int] | None = None,
-        token: str | None = None,
+        access: Access | None = None,
         lease: float = DEFAULT_LEASE,
+        signals: bool = True,
     ) -> None:
+        """``signals=False`` leaves SIGTERM/SIGINT/SIGHUP to the host (``embed``): the
+        daemon then stops when ``stop_event`` is set."""
         self.settings = settings
         self.http = http
-        self.token = token
+        self.access = access
         self.http_task: asyncio.Task[None] | None = None
         self.metrics = Metrics(self._counts, self.role)
         self.allow_empty = allow_empty
@@ -222,7 +226,9 @@ class Daemon:
         self.freshness: asyncio.Task[None] | None = None
         self.leftovers: list[RunRecord] = []  # runs of this host's crashed daemon, ended
         self.seen_changes = 0
+        self.signals = signals
         self.stop_event = asyncio.Event()
+        self.ready = asyncio.Event()  # leading with jobs reconciled, or standing by
         self.reconcile_lock = asyncio.Lock()
         self.store: Store  # opened by run(), once the writer lock is held
         self.scheduler: ResilientScheduler | None = None
@@ -286,14 +292,15 @@ class Daemon:
             )
             await asyncio.sleep(0)
             # Signals before the start-up reconcile: a SIGTERM during it still stops cleanly.
-            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop_event.set)
+            if self.signals:
+                loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, self.stop_event.set)
             server = await control.serve(self.paths.socket, self.handle)
             await self._lead_until_stopped()
         finally:
             log.info("stopping")
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT) if self.signals else ():
                 loop.remove_signal_handler(sig)
             if server is not None:
                 server.close()
@@ -338,6 +345,7 @@ class Daemon:
             log.info(
                 "standing by: %s leads (epoch %s)", status["leader"] or "nobody", status["epoch"]
             )
+            self.ready.set()
         return await waiting
 
     async def _lead(self, fence: Fence) -> None:
@@ -378,6 +386,7 @@ class Daemon:
             self.store.engine.url.render_as_string(hide_password=True),
             fence.epoch,
         )
+        self.ready.set()
         watch = asyncio.create_task(self._watch_store())
         warm = asyncio.create_task(Warmup(self.store, self.runner).run())
         stop = asyncio.create_task(self.stop_event.wait())
@@ -424,11 +433,13 @@ class Daemon:
         from scheduler.api import ApiServer, create_app  # FastAPI and uvicorn: only if asked
 
         host, port = self.http
-        server = ApiServer(create_app(self, self.token), host, port)
+        server = ApiServer(create_app(self, access=self.access), host, port)
         # Bind here, not in uvicorn: it answers a taken port with sys.exit() from inside the
         # event loop, which would skip this daemon's clean shutdown and its error message.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are
+        # TCP, and without it every keep-alive request waited ~40 ms for a delayed ACK.
+        listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((host, port))

@@ -16,6 +16,8 @@ PURE = [
     "scheduler.cron",
     "scheduler.templates",
     "scheduler.params",
+    "scheduler.tokens",  # read by `scheduler run` before anything starts
+    "scheduler",  # `from scheduler import Scheduler` loads the daemon only when asked
 ]
 FORBIDDEN = ["apscheduler", "sqlalchemy", "scheduler.daemon", "scheduler.store", "fastapi"]
 
