@@ -454,11 +454,13 @@ def _strips(store: Store) -> dict[str, list[dict[str, Any]]]:
         for row in conn.execute(query):
             strip = strips.setdefault(row.job_id, [])
             if len(strip) < STRIP_RUNS:
-                started = datetime.fromtimestamp(row.started_at, UTC).isoformat()
+                started = datetime.fromtimestamp(row.started_at, UTC)
                 strip.append(
                     {
                         "outcome": row.outcome,
-                        "started_at": started,
+                        # As ``when`` shows times, formatted here: 5,000 round trips
+                        # through ISO text were a fifth of the page's time.
+                        "started": started.isoformat(sep=" ", timespec="seconds"),
                         "task_id": row.task_id,  # a Celery run's, shown with its last run
                         "worker": row.worker,
                     }

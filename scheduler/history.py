@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
+from scheduler import schema
 from scheduler.errors import SchedulerError
 from scheduler.store import Store
 
@@ -456,12 +457,8 @@ def list_runs(
     return runs_page(store, job_id, limit, before)[0]
 
 
-def last_runs(store: Store, job_id: str | None = None) -> dict[str, tuple[str, float]]:
-    """Each stored job's latest try (or only ``job_id``'s): (outcome, started_at).
-
-    One index lookup per job on (job_id, started_at), not a GROUP BY over the whole
-    history: at a million runs, 5 ms instead of 66 ms for 1,000 jobs."""
-    runs, jobs = store.runs, store.jobs
+def _newest_run_per_job() -> Select[tuple[str, str, float]]:
+    runs, jobs = schema.runs, schema.jobs
     newest = runs.alias("newest")
     latest = (
         select(newest.c.run_id)
@@ -471,12 +468,23 @@ def last_runs(store: Store, job_id: str | None = None) -> dict[str, tuple[str, f
         .correlate(jobs)
         .scalar_subquery()
     )
-    query = (
+    return (
         select(runs.c.job_id, runs.c.outcome, runs.c.started_at)
         .select_from(jobs)
         .join(runs, runs.c.run_id == latest)
     )
+
+
+_NEWEST_RUN_PER_JOB = _newest_run_per_job()  # built once: building it cost more than running it
+
+
+def last_runs(store: Store, job_id: str | None = None) -> dict[str, tuple[str, float]]:
+    """Each stored job's latest try (or only ``job_id``'s): (outcome, started_at).
+
+    One index lookup per job on (job_id, started_at), not a GROUP BY over the whole
+    history: at a million runs, 5 ms instead of 66 ms for 1,000 jobs."""
+    query = _NEWEST_RUN_PER_JOB
     if job_id is not None:
-        query = query.where(jobs.c.id == job_id)
+        query = query.where(schema.jobs.c.id == job_id)
     with store.engine.connect() as conn:
         return {row.job_id: (row.outcome, row.started_at) for row in conn.execute(query)}
