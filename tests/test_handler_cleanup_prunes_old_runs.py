@@ -115,7 +115,7 @@ def test_pruning_goes_in_chunks_oldest_first_and_lets_writers_in_between(
             seen.append(left)
             recent.extend(insert_runs(other, "export", [0.5], "success"))  # a new run
 
-        assert prune(store, time.time() - 7 * DAY, chunk=4, between=between) == 25
+        assert prune(store, time.time() - 7 * DAY, max_chunk=4, between=between) == 25
         with store.engine.connect() as conn:
             kept = {row.run_id for row in conn.execute(select(store.runs.c.run_id))}
         assert kept == set(stuck + recent)
@@ -147,7 +147,7 @@ def test_other_jobs_run_and_are_recorded_while_a_cleanup_is_half_way(
     monkeypatch.setattr(
         scheduler.history,
         "prune",
-        lambda store, older_than: real_prune(store, older_than, chunk=10, between=between),
+        lambda store, older_than: real_prune(store, older_than, max_chunk=10, between=between),
     )
 
     async def go() -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
