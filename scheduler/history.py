@@ -330,7 +330,7 @@ def mark_lost_runs(
     ]
 
 
-PRUNE_HOLD = 0.025  # seconds of write lock one pruning transaction aims at
+PRUNE_HOLD = 0.01  # seconds of write lock one pruning transaction aims at
 PRUNE_MAX_CHUNK = 10_000  # runs per transaction at most
 
 
@@ -348,7 +348,7 @@ def prune(
     Each transaction holds the write lock about ``hold`` seconds: its size follows how long
     the last one took (a run costs ~50 us on SQLite, where every row touches a random page
     of the run-id index; on PostgreSQL deletes do not block inserts). Between two it waits
-    (``between``) as long as the last one held the lock, so the runner's history writes and
+    (``between``) twice as long as the last one held the lock, so the runner's history writes and
     the scheduler's job updates get the lock in between: deleting 900,000 runs in one
     transaction held it for seconds and stopped every job from firing meanwhile. A crash
     loses no more than the chunk it was deleting."""
@@ -382,7 +382,7 @@ def prune(
         # At most twice as many next time (a slow moment must not make a long hold), and
         # at least a few, so pruning ends even on a very slow database.
         chunk = min(max_chunk, max(10, min(2 * chunk, int(chunk * hold / max(held, 1e-4)))))
-        between(held)
+        between(2 * held)
 
 
 def _iso(ts: float | None) -> str | None:
