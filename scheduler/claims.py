@@ -15,14 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from scheduler.history import RunRecord
 from scheduler.leadership import LEASE_NAME, Leadership, db_now
+from scheduler.schema import MYSQL
 from scheduler.store import Store
 
 log = logging.getLogger(__name__)
+
+MYSQL_DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
 
 
 def claim_key(record: RunRecord) -> str:
@@ -35,14 +38,20 @@ class FencedClaims:
         self.store = store
         self.leadership = leadership
         now = db_now(store.engine)
+        self.mysql = store.engine.dialect.name in MYSQL
+        # MySQL/MariaDB: no ON CONFLICT ... RETURNING; a duplicate claim is an error there
+        # (caught below), and LOCK IN SHARE MODE is their FOR SHARE.
         self._insert = text(
             "INSERT INTO scheduler_runs "
             "(run_id, job_id, scheduled_time, started_at, outcome, attempt, claim, epoch) "
             "SELECT :run_id, :job_id, :scheduled_time, :started_at, 'running', :attempt, "
             ":claim, epoch FROM scheduler_lease "
             f"WHERE name = :name AND holder = :holder AND epoch = :epoch AND expires_at > {now} "
-            "FOR SHARE "
-            "ON CONFLICT (claim) DO NOTHING RETURNING run_id"
+            + (
+                "LOCK IN SHARE MODE"
+                if self.mysql
+                else "FOR SHARE ON CONFLICT (claim) DO NOTHING RETURNING run_id"
+            )
         )
         self._owner = text("SELECT run_id FROM scheduler_runs WHERE claim = :claim")
 
@@ -82,9 +91,18 @@ class FencedClaims:
 
     def _claim(self, params: dict[str, object]) -> bool:
         with self.store.engine.begin() as conn:
-            if conn.execute(self._insert, params).first() is not None:
+            if self._inserted(conn, params):
                 return True
             # A retry after a commit whose answer was lost finds its own row.
             owner = conn.execute(self._owner, {"claim": params["claim"]}).scalar()
         return owner == params["run_id"]
 
+    def _inserted(self, conn: Connection, params: dict[str, object]) -> bool:
+        if not self.mysql:
+            return conn.execute(self._insert, params).first() is not None
+        try:
+            return conn.execute(self._insert, params).rowcount == 1
+        except IntegrityError as exc:  # the claim is taken: only this statement is undone
+            if exc.orig is None or exc.orig.args[0] != MYSQL_DUPLICATE_KEY:
+                raise
+            return False

@@ -334,9 +334,9 @@ def jobs(settings: Settings, output: str) -> None:
     default="10s",
     show_default=True,
     metavar="DURATION",
-    help="Replicas on PostgreSQL: how long the leader's lease lasts (env SCHEDULER_LEASE, "
-    "2s..5m). A standby takes over within about this long after the leader dies, e.g. "
-    "--lease 5s.",
+    help="Replicas on PostgreSQL or MySQL/MariaDB: how long the leader's lease lasts "
+    "(env SCHEDULER_LEASE, 2s..5m). A standby takes over within about this long after the "
+    "leader dies, e.g. --lease 5s.",
 )
 @click.option(
     "--log-format",

@@ -1,8 +1,8 @@
 """``scheduler run``: the daemon. Waits to lead the store (``leadership``: the host lock on
-SQLite, a lease on PostgreSQL), then reconciles at start-up, on every change under the jobs
-dir and on SIGHUP, runs due jobs, and answers the command line on a local socket. A standby
-serves the API and hands operator requests to the leader (``handoff``). SIGTERM/SIGINT stop
-it cleanly.
+SQLite, a lease on PostgreSQL or MySQL/MariaDB), then reconciles at start-up, on every
+change under the jobs dir and on SIGHUP, runs due jobs, and answers the command line on a
+local socket. A standby serves the API and hands operator requests to the leader
+(``handoff``). SIGTERM/SIGINT stop it cleanly.
 
 While a file is invalid it keeps running its last good state and logs the problems.
 """
@@ -32,7 +32,13 @@ from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, RunRecord, mark_lost_runs
-from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
+from scheduler.leadership import (
+    DEFAULT_LEASE,
+    Fence,
+    HostLeadership,
+    LeaseLeadership,
+    replicable,
+)
 from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
 from scheduler.metrics import Metrics
@@ -225,7 +231,7 @@ class Daemon:
 
     async def run(self) -> None:
         address = f"http://{self.http[0]}:{self.http[1]}" if self.http else None
-        if self.settings.db.startswith("postgresql"):
+        if replicable(self.settings.db):
             self.leadership = LeaseLeadership(self.settings.db, lease=self.lease, address=address)
         else:  # one host: the flock decides, and a second daemon is refused before anything
             self.leadership = HostLeadership(self.settings.db, self.lock, address=address)
