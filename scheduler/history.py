@@ -424,6 +424,8 @@ def runs_page(
 
     Keyset paging over the (started_at) and (job_id, started_at) indexes: any page costs
     what the first does, where OFFSET would read every row it skips."""
+    if limit <= 0:  # `get JOB --runs 0`, `resume`: the job without its runs
+        return [], None
     runs = store.runs
     order = (runs.c.started_at.desc(), runs.c.attempt.desc(), runs.c.run_id.desc())
     query = select(runs).order_by(*order).limit(limit + 1)

@@ -84,6 +84,7 @@ def test_following_the_cursor_returns_every_run_once_newest_first(store_url: str
             assert [run for page in pages for run in page] == wanted, (job_id, limit)
             assert all(len(page) == limit for page in pages[:-1])
             assert 0 < len(pages[-1]) <= limit  # no empty last page
+        assert runs_page(store, None, 0) == ([], None)  # `get JOB --runs 0`
     finally:
         store.close()
 
