@@ -534,6 +534,11 @@ def remove(settings: Settings, job_id: str) -> None:
 @click.argument("job_id", metavar="[JOB]", required=False)
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 100000))
 @click.option(
+    "--before",
+    metavar="CURSOR",
+    help="Older runs: the cursor the previous page printed last (`--before ...`).",
+)
+@click.option(
     "--output-lines",
     default="3",
     show_default=True,
@@ -543,17 +548,24 @@ def remove(settings: Settings, job_id: str) -> None:
 @OUTPUT
 @click.pass_obj
 def history(
-    settings: Settings, job_id: str | None, limit: int, output_lines: str, output: str
+    settings: Settings,
+    job_id: str | None,
+    limit: int,
+    before: str | None,
+    output_lines: str,
+    output: str,
 ) -> None:
     """Past runs, newest first: start, end, outcome, exit code, attempt, run id, output.
 
-    `scheduler logs RUN_ID` prints one run's whole kept output.
+    `scheduler logs RUN_ID` prints one run's whole kept output. When there are older runs,
+    the last line (on stderr) gives the `--before CURSOR` that shows the next page.
 
     \b
     Example:
       scheduler history
       scheduler history weekly-export --limit 5 --output-lines all
       scheduler history weekly-export --limit 5 -o json
+      scheduler history --before 1764381600.25_1_3f2a9c1e...   # the next page
     """
     from scheduler.render import history_text
     from scheduler.service import runs_listing
@@ -566,11 +578,16 @@ def history(
         raise click.BadParameter(
             f"{output_lines!r}: give a number of lines, or `all`", param_hint="--output-lines"
         )
-    runs = runs_listing(settings, job_id, limit)
+    runs, following = runs_listing(settings, job_id, limit, before)
     if output == "json":
         _print_json(runs)
     else:
         _say(history_text(runs, lines))
+    if following is not None:
+        import shlex
+
+        again = ["scheduler", "history", *([job_id] if job_id else []), "--before", following]
+        _say(f"older runs: {shlex.join(again)}", err=True)
 
 
 @cli.command()

@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from scheduler import handoff
 from scheduler.apply import set_operator_pause
-from scheduler.client import call
+from scheduler.client import call, call_page
 from scheduler.control import RuntimePaths, StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.durations import format_duration
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
 from scheduler.freshness import Freshness
-from scheduler.history import last_runs, list_runs
+from scheduler.history import last_runs, runs_page
 from scheduler.overdue import Promise, freshness_of
 from scheduler.reconciler import reconcile
 from scheduler.render import plan_details
@@ -341,13 +341,20 @@ def jobs_listing(settings: Settings, template: str | None = None) -> list[dict[s
         store.close()
 
 
-def runs_listing(settings: Settings, job_id: str | None, limit: int) -> list[dict[str, Any]]:
-    """``scheduler history``: from the daemon's API with ``--url``, else from the store."""
+def runs_listing(
+    settings: Settings, job_id: str | None, limit: int, before: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """``scheduler history``: a page of runs and the cursor of the next (None on the last),
+    from the daemon's API with ``--url``, else from the store."""
     if settings.api_url:
         path = f"/jobs/{quote(job_id, safe='')}/runs" if job_id else "/runs"
-        return list(call(settings.api_url, "GET", path, params={"limit": limit}))
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        page, following = call_page(settings.api_url, path, params)
+        return list(page), following
     store = Store(settings.db, create=False)
     try:
-        return list_runs(store, job_id, limit)
+        return runs_page(store, job_id, limit, before)
     finally:
         store.close()
