@@ -20,7 +20,9 @@ class ApiError(SchedulerError):
 
 
 def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
-    return _request(base_url, method, path, **kwargs).json()
+    """The JSON answer of one request; None for 204 No Content (a DELETE)."""
+    response = _request(base_url, method, path, **kwargs)
+    return None if response.status_code == 204 else response.json()
 
 
 def call_page(base_url: str, path: str, params: dict[str, Any]) -> tuple[Any, str | None]:
@@ -47,8 +49,6 @@ def _request(base_url: str, method: str, path: str, **kwargs: Any) -> httpx.Resp
             response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
         raise ApiError(f"cannot reach the scheduler API at {base_url}: {exc}") from None
-    if response.status_code == 204:
-        return None
     if response.status_code < 400:
         return response
     try:
