@@ -4,20 +4,20 @@ command line and the daemon's replies (so a delegated reconcile prints identical
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scheduler.loader import DeclaredJob
-from scheduler.plan import Plan
 from scheduler.terminal import safe_text
-from scheduler.triggers import describe_schedule
+
+if TYPE_CHECKING:  # `scheduler jobs` and `history` print without the job-file models
+    from scheduler.loader import DeclaredJob
+    from scheduler.plan import Plan
 
 
 def plan_details(plan: Plan[DeclaredJob], applied: bool | None = None) -> dict[str, Any]:
     """Everything needed to print a plan, JSON-safe."""
     details: dict[str, Any] = {
         "add": [
-            {"id": j.id, "source": str(j.source), "schedule": describe_schedule(j.schedule)}
-            for j in plan.add
+            {"id": j.id, "source": str(j.source), "schedule": _schedule_text(j)} for j in plan.add
         ],
         "update": [
             {
@@ -33,6 +33,12 @@ def plan_details(plan: Plan[DeclaredJob], applied: bool | None = None) -> dict[s
     if applied is not None:
         details["applied"] = applied
     return details
+
+
+def _schedule_text(job: DeclaredJob) -> str:
+    from scheduler.arming import description  # only a plan that adds jobs needs triggers
+
+    return description(job)
 
 
 def plan_json(details: dict[str, Any]) -> dict[str, Any]:
