@@ -9,10 +9,8 @@ the files it is given; never imports apscheduler.
 from __future__ import annotations
 
 import difflib
-import errno
 import gc
 import hashlib
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +23,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from scheduler.errors import InvalidJobFiles, SpecProblem
+from scheduler.jobfiles import job_files as job_files  # re-exported: the reconciler's
+from scheduler.jobfiles import read_job_file as read_job_file
+from scheduler.jobfiles import too_big
 from scheduler.spec import (
     JOB_ID_PATTERN,
     RESERVED_ID_PREFIX,
@@ -35,9 +36,7 @@ from scheduler.spec import (
     default_models,
     fingerprint,
 )
-from scheduler.yamldoc import LIMITS, Loc, Mark, MiB, Parsed, Pos, Refused, read_yaml
-
-JOB_FILE_SUFFIXES = (".yaml", ".yml")
+from scheduler.yamldoc import LIMITS, Loc, Mark, Parsed, Pos, Refused, read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +185,7 @@ def parse_yaml(path: str, text: str, on_job: OnJob | None = None) -> Document:
     data then keeps None in its place)."""
     doc = Document(path=path, data=None, text=text)
     if len(text) > LIMITS.file_bytes:
-        return _refuse(doc, (1, 1), _too_big(len(text.encode())))
+        return _refuse(doc, (1, 1), too_big(len(text.encode())))
     synced = 0
 
     def sync(parsed: Parsed) -> None:
@@ -226,13 +225,6 @@ def _refuse(doc: Document, mark: Mark, message: str) -> Document:
     doc.refused = True
     doc.text = ""
     return doc
-
-
-def _too_big(size: int) -> str:
-    return (
-        f"job file of {size} bytes is larger than the limit of {LIMITS.file_bytes} "
-        f"({LIMITS.file_bytes // MiB} MiB): split it into several files"
-    )
 
 
 class _Validator:
@@ -433,52 +425,6 @@ def _models_in(annotation: Any) -> Iterator[Any]:
         yield from _models_in(arg)
     for meta in getattr(annotation, "__metadata__", ()) or ():
         yield from _models_in(meta)
-
-
-def job_files(root: Path) -> list[Path]:
-    """Job files under ``root``, sorted: every ``*.yaml``/``*.yml`` entry, including those
-    that cannot be read (a dangling symlink, a directory named ``x.yaml``), which
-    ``read_job_file`` then reports: skipping them would remove their jobs. Hidden entries
-    (editor temp files, ConfigMap ``..data`` internals) are ignored; symlinks to files are
-    followed."""
-    if root.is_file():
-        return [root]
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix in JOB_FILE_SUFFIXES:
-            found.append(path)
-    return sorted(found)
-
-
-def read_job_file(path: Path) -> bytes | SpecProblem:
-    """A job file's bytes, or the problem that keeps it from being read (never skipped)."""
-    try:
-        with path.open("rb") as file:
-            raw = file.read(LIMITS.file_bytes + 1)
-    except OSError as exc:
-        return SpecProblem(str(path), 1, 1, _unreadable(path, exc))
-    if len(raw) > LIMITS.file_bytes:
-        return SpecProblem(str(path), 1, 1, _too_big(path.stat().st_size))
-    return raw
-
-
-def _unreadable(path: Path, exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "symlink loop: fix or remove the link (its jobs are kept until then)"
-    if path.is_symlink() and isinstance(exc, FileNotFoundError):
-        target = os.readlink(path)
-        return (
-            f"symlink to {target} points at nothing (a broken mount?): fix or remove the link "
-            "(its jobs are kept until then)"
-        )
-    if isinstance(exc, IsADirectoryError):
-        return "a directory named like a job file: rename it (job files are files)"
-    if isinstance(exc, PermissionError):
-        return "cannot read job file: permission denied: let the scheduler's user read it"
-    return f"cannot read job file: {exc.strerror or exc}: fix it or remove it"
 
 
 def load_text(

@@ -9,7 +9,13 @@ import sys
 
 import pytest
 
-PURE = ["scheduler.spec", "scheduler.loader", "scheduler.plan", "scheduler.cron"]
+PURE = [
+    "scheduler.spec",
+    "scheduler.loader",
+    "scheduler.plan",
+    "scheduler.cron",
+    "scheduler.jobfiles",
+]
 FORBIDDEN = ["apscheduler", "sqlalchemy", "scheduler.daemon", "scheduler.store", "fastapi"]
 
 
