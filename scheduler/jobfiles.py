@@ -1,7 +1,6 @@
-"""Which files are job files, and reading one: every ``*.yaml``/``*.yml`` under the jobs
-dir, each read whole (up to the size limit) or turned into the problem that keeps it from
-being read. Apart from the loader, the no-op check of the command line (``unchanged``) uses
-it, which is why it stays free of the job-file models.
+"""Finding and reading job files: which entries of a jobs dir are job files, and their
+bytes or the problem that keeps them from being read (never skipped: that would remove
+their jobs). Callers: ``loader``, ``reconciler``. Never imports apscheduler.
 """
 
 from __future__ import annotations

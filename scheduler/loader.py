@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from scheduler.errors import InvalidJobFiles, SpecProblem
-from scheduler.jobfiles import job_files as job_files  # re-exported: the reconciler's
-from scheduler.jobfiles import read_job_file as read_job_file
-from scheduler.jobfiles import too_big
+from scheduler.jobfiles import job_files, read_job_file, too_big
 from scheduler.spec import (
     JOB_ID_PATTERN,
     RESERVED_ID_PREFIX,
@@ -232,7 +231,12 @@ class _Validator:
 
     def __init__(self, models: SpecModels) -> None:
         self.models = models
-        self.vocabulary = sorted(_field_names(models))
+
+    @cached_property
+    def vocabulary(self) -> list[str]:
+        # Only a misspelt key needs it: walking every model per file was 2 ms a file
+        # (20 s for 10,000 one-job files).
+        return sorted(_field_names(self.models))
 
     def jobs(
         self,

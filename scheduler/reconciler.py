@@ -21,14 +21,13 @@ from typing import Any
 from scheduler.apply import FileCacheUpdate, apply_plan
 from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
 from scheduler.handlers import default_registry
+from scheduler.jobfiles import job_files, read_job_file
 from scheduler.loader import (
     DeclaredJob,
     FileResult,
     Source,
     combine,
     gc_paused,
-    job_files,
-    read_job_file,
 )
 from scheduler.parsepool import ChildLimits, parse_files
 from scheduler.plan import Plan, plan
