@@ -63,6 +63,8 @@ def unchanged_jobs(conn: Connection, jobs_dir: Path) -> list[str] | None:
         if hashlib.sha256(raw).hexdigest() != row.digest:
             return None
         for entry in json.loads(row.jobs):
+            if "id" not in entry:  # not a job (a template, say): the full reconcile decides
+                return None
             line = entry["line"]
             declared[entry["id"]] = (entry["fingerprint"], f"{path}:{line}" if line else str(path))
             entries += 1
