@@ -53,16 +53,17 @@ def unchanged_jobs(conn: Connection, jobs_dir: Path) -> list[str] | None:
     cached = {row.path: row for row in conn.execute(select(files))}
     if set(cached) != {str(path) for path in paths}:
         return None
-    declared: dict[str, tuple[str, str]] = {}  # id -> (fingerprint, file:line)
-    entries = 0
-    for path in paths:
+    for path in paths:  # every file first: a changed one ends this before any JSON is read
         row = cached[str(path)]
         raw = read_job_file(path)
         if not isinstance(raw, bytes) or row.version != version:
             return None
         if hashlib.sha256(raw).hexdigest() != row.digest:
             return None
-        for entry in json.loads(row.jobs):
+    declared: dict[str, tuple[str, str]] = {}  # id -> (fingerprint, file:line)
+    entries = 0
+    for path in paths:
+        for entry in json.loads(cached[str(path)].jobs):
             if "id" not in entry:  # not a job (a template, say): the full reconcile decides
                 return None
             line = entry["line"]
