@@ -19,7 +19,7 @@ from tests.conftest import RunCli, WriteJobs, simple_job
 
 def test_the_early_check_knows_the_handler_types_the_registry_has() -> None:
     names = tuple(sorted(h.name for h in handlers.builtin_handlers()))
-    assert unchanged.BUILTIN_TYPES == names
+    assert names == unchanged.BUILTIN_TYPES
     assert unchanged.ENTRY_POINT_GROUP == handlers.ENTRY_POINT_GROUP
     assert unchanged.builtin_cache_key() == cache_version()  # no plugin installed here
 
