@@ -30,7 +30,7 @@ def job_files(root: Path) -> list[Path]:
             continue
         if path.suffix in JOB_FILE_SUFFIXES:
             found.append(path)
-    return sorted(found)
+    return sorted(found, key=lambda path: path.parts)  # Path order, without Path.__lt__
 
 
 def read_job_file(path: Path) -> bytes | SpecProblem:
