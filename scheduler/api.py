@@ -1,6 +1,7 @@
 """The daemon's HTTP API, status page and metrics (FastAPI, served by uvicorn on the
 daemon's own event loop). Files stay the source of truth: jobs are listed, triggered,
-paused and resumed here, never created or deleted.
+paused and resumed here; only instances of templates the files declare are created and
+deleted here (``api_instances``).
 
 It talks to the daemon only through the ``Control`` protocol, so it imports neither the
 daemon nor the reconciler. Caller: ``daemon`` (``--http``).
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +20,13 @@ import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from scheduler import __version__
+from scheduler.api_auth import BINDING, Binding, authorize, control_of, local_clients_only
+from scheduler.api_instances import router as instance_routes
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import list_runs
 from scheduler.http_guard import RequestGuard, is_loopback
@@ -37,11 +37,16 @@ from scheduler.remote_plan import SPECS_PER_REQUEST, stored_index, stored_specs
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
 from scheduler.store import Store
+from scheduler.tokens import TOKEN_ENV, TOKENS_ENV, Access, Role, requires
 
-TOKEN_ENV = "SCHEDULER_API_TOKEN"
 HTTP_ENV = "SCHEDULER_HTTP"
 TEMPLATES = Path(__file__).parent / "templates"
-STATUS_CODES = {"JobNotFound": 404, "InvalidJobFiles": 422, "EmptyJobsDir": 409}
+STATUS_CODES = {
+    "JobNotFound": 404,
+    "InvalidJobFiles": 422,
+    "EmptyJobsDir": 409,
+    "TemplateHasInstances": 409,
+}
 
 
 class Control(Protocol):
@@ -61,7 +66,7 @@ class BindError(SchedulerError):
     """The HTTP address is unusable or unsafe."""
 
 
-def parse_bind(value: str, token: str | None) -> tuple[str, int]:
+def parse_bind(value: str, access: Access | None) -> tuple[str, int]:
     """``HOST:PORT`` or just ``PORT`` (then 127.0.0.1). A non-loopback address without an
     API token is refused: it would hand the scheduler to anyone on the network."""
     host, _, port_text = value.rpartition(":")
@@ -74,10 +79,10 @@ def parse_bind(value: str, token: str | None) -> tuple[str, int]:
         raise BindError(
             f"--http {value!r}: expected HOST:PORT or PORT, e.g. 127.0.0.1:8080"
         ) from None
-    if not token and not is_loopback(host):
+    if access is None and not is_loopback(host):
         raise BindError(
-            f"refusing to serve the API on {host} without {TOKEN_ENV}: set a token, or bind "
-            "to 127.0.0.1"
+            f"refusing to serve the API on {host} without {TOKEN_ENV} or {TOKENS_ENV}: set a "
+            "token, or bind to 127.0.0.1"
         )
     return host, port
 
@@ -91,7 +96,10 @@ class Job(BaseModel):
     paused: bool
     paused_by: str | None
     state: str
-    source: str
+    source: str = Field(description="the file and line declaring it, or `template NAME`")
+    origin: str = Field(default="file", description="file, or template (an instance)")
+    template: str | None = Field(default=None, description="an instance's template")
+    params: dict[str, Any] | None = Field(default=None, description="an instance's params")
     last_outcome: str | None
     last_run_time: str | None
     # Only for jobs that declare expect (absent otherwise, as in `scheduler jobs -o json`).
@@ -159,31 +167,25 @@ def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
     raise HTTPException(status_code=status, detail=detail)
 
 
-_bearer = HTTPBearer(auto_error=False)
-
-
-def _control(request: Request) -> Control:
-    control: Control = request.app.state.control
-    return control
-
-
-def _authorize(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    token: str | None = request.app.state.token
-    if token is None:
-        return
-    given = creds.credentials if creds is not None else ""
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-
-Ctl = Annotated[Control, Depends(_control)]
-router = APIRouter(dependencies=[Depends(_authorize)])
+Ctl = Annotated[Control, Depends(control_of)]
+router = APIRouter(dependencies=[Depends(authorize)])
 open_router = APIRouter()  # /healthz: for load balancers and probes, no token
+
+
+def bound_router(control: Control, access: Access | None, *, local_only: bool = False) -> APIRouter:
+    """The whole API for one scheduler, mountable in any FastAPI app
+    (``app.include_router(bound_router(...), prefix="/scheduler")``). ``local_only``: answer
+    only local, same-origin clients (what ``RequestGuard`` does for ``create_app``)."""
+
+    async def bind(request: Request) -> None:  # async: no threadpool hop per request
+        request.scope[BINDING] = Binding(control, access)
+
+    guards = [Depends(bind), *([Depends(local_clients_only)] if local_only else [])]
+    outer = APIRouter(dependencies=guards)
+    outer.include_router(open_router)
+    outer.include_router(router)
+    outer.include_router(instance_routes)  # guarded by its own authorize
+    return outer
 
 
 def _find(control: Control, job_id: str) -> dict[str, Any]:
@@ -199,8 +201,9 @@ async def get_jobs(
     overdue: Annotated[
         bool | None, Query(description="only jobs that are (true) or are not (false) overdue")
     ] = None,
+    template: Annotated[str | None, Query(description="only instances of this template")] = None,
 ) -> dict[str, Any]:
-    listing = await asyncio.to_thread(list_jobs, control.store)
+    listing = await asyncio.to_thread(list_jobs, control.store, None, template)
     if overdue is not None:
         listing = [job for job in listing if job.get("overdue", False) is overdue]
     return {"jobs": listing, "total": len(listing)}
@@ -274,25 +277,9 @@ async def resume(control: Ctl, job_id: str) -> dict[str, Any]:
     return await _act(control, "resume", job_id)
 
 
-@router.delete(
-    "/jobs/{job_id}",
-    status_code=409,
-    responses={409: {"description": "jobs are removed by editing the file that declares them"}},
-)
-async def delete_job(control: Ctl, job_id: str) -> None:
-    job = await asyncio.to_thread(_find, control, job_id)
-    raise HTTPException(
-        409,
-        {
-            "message": f"job '{job_id}' is declared in {job['source']}: delete it from that file "
-            "(and commit); the next reconcile removes it",
-            "source": job["source"],
-        },
-    )
-
-
-async def _plan(control: Control, apply: bool) -> dict[str, Any]:
-    details = _raise_for(await control.handle({"op": "reconcile", "dry_run": not apply}))
+async def _plan(control: Control, apply: bool, allow_orphan_delete: bool = False) -> dict[str, Any]:
+    request = {"op": "reconcile", "dry_run": not apply, "allow_orphan_delete": allow_orphan_delete}
+    details = _raise_for(await control.handle(request))
     return {
         "add": [a["id"] for a in details["add"]],
         "update": [
@@ -333,6 +320,7 @@ async def get_store_index(control: Ctl) -> dict[str, Any]:
 
 
 @router.post("/store/specs", response_model=SpecsOut)
+@requires(Role.read)  # a read in POST's clothing: `plan --url` needs it
 async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     """The stored specs of the given job ids (unknown ids left out); changes nothing."""
     return {"specs": await asyncio.to_thread(stored_specs, control.store, body.ids)}
@@ -343,8 +331,14 @@ async def post_store_specs(control: Ctl, body: SpecsIn) -> dict[str, Any]:
     response_model=PlanOut,
     responses={422: {"description": "an invalid job file: nothing was changed"}},
 )
-async def post_reconcile(control: Ctl) -> dict[str, Any]:
-    return await _plan(control, apply=True)
+@requires(Role.admin)
+async def post_reconcile(
+    control: Ctl,
+    allow_orphan_delete: Annotated[
+        bool, Query(description="remove a removed template's instances with it")
+    ] = False,
+) -> dict[str, Any]:
+    return await _plan(control, True, allow_orphan_delete)
 
 
 @open_router.get("/healthz", responses={503: {"description": "unhealthy, with why"}})
@@ -379,8 +373,9 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 @router.get("/docs", include_in_schema=False)
-async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="scheduler API")
+async def docs(request: Request) -> HTMLResponse:
+    base = request.url.path.removesuffix("/docs")  # mounted under a prefix in an app, too
+    return get_swagger_ui_html(openapi_url=f"{base}/openapi.json", title="scheduler API")
 
 
 @router.get("/metrics", response_class=Response)
@@ -467,22 +462,26 @@ async def status_page(control: Ctl) -> HTMLResponse:
     return HTMLResponse(await asyncio.to_thread(_render_status, control))
 
 
-def create_app(control: Control, token: str | None = None) -> FastAPI:
-    """The API of one daemon. ``token`` defaults to $SCHEDULER_API_TOKEN."""
+def create_app(
+    control: Control, token: str | None = None, *, access: Access | None = None
+) -> FastAPI:
+    """The API of one daemon: ``access`` (the tokens it accepts), else one admin ``token``,
+    else $SCHEDULER_API_TOKEN and $SCHEDULER_API_TOKENS."""
+    if access is None:
+        access = Access.load(token=token) if token else Access.from_env()
     app = FastAPI(
         title="scheduler",
         version=__version__,
         description="The API of a declarative job scheduler daemon. Job files are "
-        "the source of truth: jobs are not created or deleted here.",
+        "the source of truth: jobs are declared there, and so are the templates from which "
+        "jobs may be created here.",
         openapi_url=None,  # served by the token-guarded router instead
         docs_url=None,
         redoc_url=None,
     )
     app.state.control = control
-    app.state.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    app.add_middleware(RequestGuard, local_only=app.state.token is None)
-    app.include_router(open_router)
-    app.include_router(router)
+    app.add_middleware(RequestGuard, local_only=access is None)
+    app.include_router(bound_router(control, access))
     return app
 
 

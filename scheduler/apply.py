@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, bindparam, select
 from scheduler.durations import parse_duration
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import DeclaredJob
-from scheduler.plan import Plan, Stored
+from scheduler.plan import Plan, Stored, Update
 from scheduler.spec import canonical_text
 from scheduler.store import CachedFile, Store
 from scheduler.triggers import build_trigger, describe_schedule
@@ -97,32 +97,71 @@ class _Batch:
 
 
 def apply_plan(
-    store: Store, plan: Plan[DeclaredJob], files: FileCacheUpdate, now: datetime, version: str
+    store: Store,
+    plan: Plan[DeclaredJob],
+    files: FileCacheUpdate,
+    now: datetime,
+    version: str,
+    extra: Callable[[Connection], None] | None = None,
 ) -> None:
-    """Make the store match the plan, in one transaction."""
+    """Make the store match the plan, in one transaction; ``extra`` writes in it too (the
+    templates and their instances, ``reconciler``)."""
+    with store.write() as conn:
+        _apply(store, conn, plan, now)
+        _write_files(store, conn, files, version)
+        if extra is not None:
+            extra(conn)
+
+
+def apply_instances(
+    store: Store,
+    updates: Sequence[Update[DeclaredJob]],
+    removed: Sequence[Stored],
+    now: datetime,
+    params: Mapping[str, Mapping[str, Any]],
+    conn: Connection | None = None,
+) -> None:
+    """Instances re-rendered or modified (``updates``, their new ``params`` by id) and
+    removed, with any one-off run of theirs still to come. Never adds: ``instances.create``
+    does. In ``conn``'s transaction, else in one of its own."""
+    if conn is None:
+        with store.write() as own:
+            apply_instances(store, updates, removed, now, params, own)
+        return
+    _apply(store, conn, Plan(update=list(updates), remove=list(removed)), now)
+    ours, aps = store.jobs, store.aps_jobs
+    if params:
+        conn.execute(
+            ours.update().where(ours.c.id == bindparam("b_id")),
+            [
+                {"b_id": job_id, "params": json.dumps(dict(values), sort_keys=True)}
+                for job_id, values in params.items()
+            ],
+        )
+    for gone in removed:
+        conn.execute(aps.delete().where(aps.c.id.startswith(gone.id + "@once.", autoescape=True)))
+
+
+def _apply(store: Store, conn: Connection, plan: Plan[DeclaredJob], now: datetime) -> None:
     stamp = time.time()
     batch = _Batch([], [], [], [])
-    with store.write() as conn:
-        existing = _aps_states(
-            store, conn, [u.job.id for u in plan.update] + [a.id for a in plan.add]
+    existing = _aps_states(store, conn, [u.job.id for u in plan.update] + [a.id for a in plan.add])
+    for job in plan.add:
+        if job.id in existing:
+            raise ForeignJob(job.id)
+        trigger = build_trigger(job.schedule, now)
+        nrt = None if job.canonical["paused"] else trigger.get_next_fire_time(None, now)
+        batch.aps_insert.append(_row(job_state(job.id, job.canonical, trigger, nrt)))
+        batch.ours_insert.append(_ours(job, operator_paused=False, stamp=stamp))
+    for update in plan.update:
+        state = _updated_state(
+            update.job, update.stored, existing.get(update.job.id), update.reschedules, now
         )
-        for job in plan.add:
-            if job.id in existing:
-                raise ForeignJob(job.id)
-            trigger = build_trigger(job.schedule, now)
-            nrt = None if job.canonical["paused"] else trigger.get_next_fire_time(None, now)
-            batch.aps_insert.append(_row(job_state(job.id, job.canonical, trigger, nrt)))
-            batch.ours_insert.append(_ours(job, operator_paused=False, stamp=stamp))
-        for update in plan.update:
-            state = _updated_state(
-                update.job, update.stored, existing.get(update.job.id), update.reschedules, now
-            )
-            if state is not None:
-                target = batch.aps_update if update.job.id in existing else batch.aps_insert
-                target.append(_row(state))
-            batch.ours_update.append(_ours(update.job, update.stored.operator_paused, stamp))
-        _write(store, conn, batch, plan, stamp)
-        _write_files(store, conn, files, version)
+        if state is not None:
+            target = batch.aps_update if update.job.id in existing else batch.aps_insert
+            target.append(_row(state))
+        batch.ours_update.append(_ours(update.job, update.stored.operator_paused, stamp))
+    _write(store, conn, batch, plan, stamp)
 
 
 def _updated_state(

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from scheduler import __version__
+from scheduler.cli_instances import ALLOW_ORPHAN_DELETE, LATER, register, trigger_later
 from scheduler.cron import parse_cron
 from scheduler.errors import InvalidJobFiles, SchedulerError
 from scheduler.loader import load_paths
@@ -162,7 +163,8 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
     if output == "json":
         _print_json([])
     else:
-        click.echo(f"ok: {len(state.jobs)} job(s) in {len(state.files)} file(s)")
+        templates = f", {len(state.templates)} template(s)" if state.templates else ""
+        click.echo(f"ok: {len(state.jobs)} job(s){templates} in {len(state.files)} file(s)")
 
 
 @cli.command()
@@ -237,6 +239,7 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
 
 @cli.command()
 @ALLOW_EMPTY
+@ALLOW_ORPHAN_DELETE
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -244,7 +247,13 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
 )
 @OUTPUT
 @click.pass_obj
-def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output: str) -> None:
+def plan(
+    settings: Settings,
+    allow_empty: bool,
+    allow_orphan_delete: bool,
+    detailed_exitcode: bool,
+    output: str,
+) -> None:
     """Show what `reconcile` would change in the store, changing nothing.
 
     With --url, the local jobs dir is validated here and diffed against the daemon's store
@@ -258,7 +267,7 @@ def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output:
     """
     from scheduler.service import plan_for
 
-    details = plan_for(settings, allow_empty=allow_empty)
+    details = plan_for(settings, allow_empty=allow_empty, allow_orphan_delete=allow_orphan_delete)
     _print_plan(details, output)
     if detailed_exitcode and (details["add"] or details["update"] or details["remove"]):
         sys.exit(2)
@@ -267,9 +276,12 @@ def plan(settings: Settings, allow_empty: bool, detailed_exitcode: bool, output:
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only print the plan (same as `scheduler plan`).")
 @ALLOW_EMPTY
+@ALLOW_ORPHAN_DELETE
 @OUTPUT
 @click.pass_obj
-def reconcile(settings: Settings, dry_run: bool, allow_empty: bool, output: str) -> None:
+def reconcile(
+    settings: Settings, dry_run: bool, allow_empty: bool, allow_orphan_delete: bool, output: str
+) -> None:
     """Make the store match the job files, and print what was done.
 
     Nothing is applied if any file is invalid. When a daemon runs for this store, it is
@@ -282,28 +294,29 @@ def reconcile(settings: Settings, dry_run: bool, allow_empty: bool, output: str)
     """
     from scheduler.service import plan_for, reconcile_now
 
-    if dry_run:
-        details = plan_for(settings, allow_empty=allow_empty)
-    else:
-        details = reconcile_now(settings, allow_empty=allow_empty)
+    allow = {"allow_empty": allow_empty, "allow_orphan_delete": allow_orphan_delete}
+    details = plan_for(settings, **allow) if dry_run else reconcile_now(settings, **allow)
     _print_plan(details, output)
 
 
 @cli.command()
+@click.option("--template", help="Only the jobs created from this template.")
 @OUTPUT
 @click.pass_obj
-def jobs(settings: Settings, output: str) -> None:
-    """List the stored jobs: schedule, next run, paused, and the file:line declaring each.
+def jobs(settings: Settings, template: str | None, output: str) -> None:
+    """List the stored jobs: schedule, next run, paused, and the file:line declaring each
+    (or `template NAME` for a job created from a template).
 
     \b
     Example:
       scheduler jobs
       scheduler jobs -o json | jq '.[] | select(.paused)'
+      scheduler jobs --template search
     """
     from scheduler.render import jobs_text
     from scheduler.service import jobs_listing
 
-    listing = jobs_listing(settings)
+    listing = jobs_listing(settings, template)
     if output == "json":
         _print_json(listing)
     else:
@@ -326,7 +339,8 @@ def jobs(settings: Settings, output: str) -> None:
     default=None,
     metavar="HOST:PORT",
     help="Serve the HTTP API, status page and metrics (env SCHEDULER_HTTP); a bare PORT binds "
-    "127.0.0.1. Set SCHEDULER_API_TOKEN to require a bearer token.",
+    "127.0.0.1. Set SCHEDULER_API_TOKEN (one admin token) and/or SCHEDULER_API_TOKENS (a file "
+    "of 'TOKEN ROLE [NAME]' lines, roles read, operate, admin) to require bearer tokens.",
 )
 @click.option(
     "--lease",
@@ -334,9 +348,9 @@ def jobs(settings: Settings, output: str) -> None:
     default="10s",
     show_default=True,
     metavar="DURATION",
-    help="Replicas on PostgreSQL: how long the leader's lease lasts (env SCHEDULER_LEASE, "
-    "2s..5m). A standby takes over within about this long after the leader dies, e.g. "
-    "--lease 5s.",
+    help="Replicas on PostgreSQL or MySQL/MariaDB: how long the leader's lease lasts "
+    "(env SCHEDULER_LEASE, 2s..5m). A standby takes over within about this long after the "
+    "leader dies, e.g. --lease 5s.",
 )
 @click.option(
     "--log-format",
@@ -370,6 +384,7 @@ def run(
     Example:
       scheduler run
       scheduler run --http 8080      # API, status page and /metrics on 127.0.0.1:8080
+      SCHEDULER_API_TOKENS=/etc/scheduler/tokens scheduler run --http 0.0.0.0:8080
       SCHEDULER_DB=sqlite:////var/lib/scheduler/jobs.db scheduler --jobs-dir /etc/jobs.d run
       # replicas: the same command on two hosts, one PostgreSQL store; one leads
       scheduler --db postgresql+psycopg://sched@db/sched run --http 0.0.0.0:8080 --lease 10s
@@ -378,24 +393,25 @@ def run(
     import os
 
     from scheduler import logs
-    from scheduler.api import TOKEN_ENV, parse_bind
+    from scheduler.api import parse_bind
     from scheduler.daemon import Daemon
     from scheduler.durations import parse_duration
     from scheduler.leadership import BadLease, check_lease
+    from scheduler.tokens import Access
 
     try:
         lease_seconds = check_lease(parse_duration(lease).total_seconds())
     except ValueError as exc:
         raise BadLease(f"--lease: {exc}") from None
-    token = os.environ.get(TOKEN_ENV) or None
-    bind = parse_bind(http, token) if http else None
+    access = Access.from_env(os.environ)  # a bad tokens file stops us here, PATH:LINE:COL
+    bind = parse_bind(http, access) if http else None
     logs.setup(log_level, log_format)
     daemon = Daemon(
         settings,
         allow_empty=allow_empty,
         shutdown_grace=shutdown_grace,
         http=bind,
-        token=token,
+        access=access,
         lease=lease_seconds,
     )
     asyncio.run(daemon.run())
@@ -415,18 +431,30 @@ def _operator(settings: Settings, op: str, job_id: str, output: str) -> dict[str
 
 @cli.command()
 @JOB_ID
+@LATER
 @OUTPUT
 @click.pass_obj
-def trigger(settings: Settings, job_id: str, output: str) -> None:
-    """Run a job now, recorded like any run (its concurrency policy still applies).
+def trigger(
+    settings: Settings,
+    job_id: str,
+    in_: str | None,
+    at: str | None,
+    params: tuple[str, ...],
+    output: str,
+) -> None:
+    """Run a job now, recorded like any run (its concurrency policy still applies); or
+    later (--in/--at), and a template's job with other params for that run (--param).
 
     The daemon that leads the store runs it (found by its socket, or through the store when
-    it runs on another host); with no daemon running this fails and says so.
+    it runs on another host); with no daemon running a run now fails and says so.
 
     \b
     Example:
       scheduler trigger weekly-export && scheduler history weekly-export --limit 1
+      scheduler trigger search-1a2b3c4d --in 2h -p query=storms
     """
+    if in_ or at or params:
+        return trigger_later(settings, job_id, in_, at, params, output, _say)
     result = _operator(settings, "trigger", job_id, output)
     if output == "text":
         if not result["started"]:
@@ -598,6 +626,9 @@ def get(settings: Settings, job_id: str, runs: int, fires: int, output: str) -> 
         _print_json(detail)
     else:
         _say(job_text(detail))
+
+
+register(cli, _say)
 
 
 def main() -> None:

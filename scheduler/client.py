@@ -30,6 +30,8 @@ def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
             response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
         raise ApiError(f"cannot reach the scheduler API at {base_url}: {exc}") from None
+    if response.status_code == 204:
+        return None
     if response.status_code < 400:
         return response.json()
     try:
@@ -41,6 +43,9 @@ def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
     if response.status_code == 404 and path.startswith("/jobs/"):
         raise JobNotFound(path.split("/")[2])
     if response.status_code == 401:
-        raise ApiError(f"{base_url} wants a token: set {TOKEN_ENV} to the daemon's token")
+        raise ApiError(
+            f"{base_url} wants a token it knows: set {TOKEN_ENV} to the daemon's token (or a "
+            "token from its SCHEDULER_API_TOKENS file)"
+        )
     message = detail.get("message", detail) if isinstance(detail, dict) else detail
     raise ApiError(f"{method} {path}: HTTP {response.status_code}: {message}")

@@ -1,8 +1,8 @@
 """``scheduler run``: the daemon. Waits to lead the store (``leadership``: the host lock on
-SQLite, a lease on PostgreSQL), then reconciles at start-up, on every change under the jobs
-dir and on SIGHUP, runs due jobs, and answers the command line on a local socket. A standby
-serves the API and hands operator requests to the leader (``handoff``). SIGTERM/SIGINT stop
-it cleanly.
+SQLite, a lease on PostgreSQL or MySQL/MariaDB), then reconciles at start-up, on every
+change under the jobs dir and on SIGHUP, runs due jobs, and answers the command line on a
+local socket. A standby serves the API and hands operator requests to the leader
+(``handoff``). SIGTERM/SIGINT stop it cleanly.
 
 While a file is invalid it keeps running its last good state and logs the problems.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -26,15 +27,22 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler import control, handoff
+from scheduler import control, handoff, instance_requests, instances
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, RunRecord, mark_lost_runs
-from scheduler.leadership import DEFAULT_LEASE, Fence, HostLeadership, LeaseLeadership
+from scheduler.leadership import (
+    DEFAULT_LEASE,
+    Fence,
+    HostLeadership,
+    LeaseLeadership,
+    replicable,
+)
 from scheduler.leftovers import end_leftovers, run_files_dir
 from scheduler.loader import DeclaredJob, Source
+from scheduler.lost_work import end_lost_work
 from scheduler.metrics import Metrics
 from scheduler.overdue import OverdueWatch
 from scheduler.parsepool import ChildLimits
@@ -48,10 +56,12 @@ from scheduler.spec import default_models, fingerprint
 from scheduler.store import Store
 from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
+from scheduler.warmup import Warmup
 from scheduler.watcher import watch
 
 if TYPE_CHECKING:
     from scheduler.api import ApiServer
+    from scheduler.tokens import Access
 
 log = logging.getLogger("scheduler.daemon")
 
@@ -195,12 +205,15 @@ class Daemon:
         allow_empty: bool = False,
         shutdown_grace: float = 10.0,
         http: tuple[str, int] | None = None,
-        token: str | None = None,
+        access: Access | None = None,
         lease: float = DEFAULT_LEASE,
+        signals: bool = True,
     ) -> None:
+        """``signals=False`` leaves SIGTERM/SIGINT/SIGHUP to the host (``embed``): the
+        daemon then stops when ``stop_event`` is set."""
         self.settings = settings
         self.http = http
-        self.token = token
+        self.access = access
         self.http_task: asyncio.Task[None] | None = None
         self.metrics = Metrics(self._counts, self.role)
         self.allow_empty = allow_empty
@@ -213,7 +226,9 @@ class Daemon:
         self.freshness: asyncio.Task[None] | None = None
         self.leftovers: list[RunRecord] = []  # runs of this host's crashed daemon, ended
         self.seen_changes = 0
+        self.signals = signals
         self.stop_event = asyncio.Event()
+        self.ready = asyncio.Event()  # leading with jobs reconciled, or standing by
         self.reconcile_lock = asyncio.Lock()
         self.store: Store  # opened by run(), once the writer lock is held
         self.scheduler: ResilientScheduler | None = None
@@ -225,7 +240,7 @@ class Daemon:
 
     async def run(self) -> None:
         address = f"http://{self.http[0]}:{self.http[1]}" if self.http else None
-        if self.settings.db.startswith("postgresql"):
+        if replicable(self.settings.db):
             self.leadership = LeaseLeadership(self.settings.db, lease=self.lease, address=address)
         else:  # one host: the flock decides, and a second daemon is refused before anything
             self.leadership = HostLeadership(self.settings.db, self.lock, address=address)
@@ -277,14 +292,15 @@ class Daemon:
             )
             await asyncio.sleep(0)
             # Signals before the start-up reconcile: a SIGTERM during it still stops cleanly.
-            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop_event.set)
+            if self.signals:
+                loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, self.stop_event.set)
             server = await control.serve(self.paths.socket, self.handle)
             await self._lead_until_stopped()
         finally:
             log.info("stopping")
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT) if self.signals else ():
                 loop.remove_signal_handler(sig)
             if server is not None:
                 server.close()
@@ -329,6 +345,7 @@ class Daemon:
             log.info(
                 "standing by: %s leads (epoch %s)", status["leader"] or "nobody", status["epoch"]
             )
+            self.ready.set()
         return await waiting
 
     async def _lead(self, fence: Fence) -> None:
@@ -354,7 +371,7 @@ class Daemon:
         self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
         await self.reconcile("start-up" if first else "took the lead")
         self._reload_specs()
-        self.runner.notify_lost(lost)  # their jobs' failure notifiers, this once
+        end_lost_work(self.runner, lost)  # their tasks elsewhere stopped, then notified once
         if first:
             release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
             self.scheduler.start()
@@ -369,15 +386,17 @@ class Daemon:
             self.store.engine.url.render_as_string(hide_password=True),
             fence.epoch,
         )
+        self.ready.set()
         watch = asyncio.create_task(self._watch_store())
+        warm = asyncio.create_task(Warmup(self.store, self.runner).run())
         stop = asyncio.create_task(self.stop_event.wait())
         deposed = asyncio.create_task(self.leadership.lost.wait())
         try:
             await asyncio.wait({stop, deposed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (watch, stop, deposed):
+            for task in (watch, warm, stop, deposed):
                 task.cancel()
-            await asyncio.gather(watch, stop, deposed, return_exceptions=True)
+            await asyncio.gather(watch, warm, stop, deposed, return_exceptions=True)
         if not self.stop_event.is_set():
             self.scheduler.pause()  # the claim refuses anything already on its way
             self.fence = None
@@ -414,11 +433,13 @@ class Daemon:
         from scheduler.api import ApiServer, create_app  # FastAPI and uvicorn: only if asked
 
         host, port = self.http
-        server = ApiServer(create_app(self, self.token), host, port)
+        server = ApiServer(create_app(self, access=self.access), host, port)
         # Bind here, not in uvicorn: it answers a taken port with sys.exit() from inside the
         # event loop, which would skip this daemon's clean shutdown and its error message.
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are
+        # TCP, and without it every keep-alive request waited ~40 ms for a delayed ACK.
+        listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((host, port))
@@ -490,12 +511,15 @@ class Daemon:
             return lock
         return nullcontext()
 
-    def _reconcile_sync(self, allow_empty: bool, dry_run: bool) -> ReconcileResult:
+    def _reconcile_sync(
+        self, allow_empty: bool, dry_run: bool, allow_orphan_delete: bool = False
+    ) -> ReconcileResult:
         return reconcile(
             self.store,
             self.settings.jobs_dir,
             allow_empty=allow_empty,
             dry_run=dry_run,
+            allow_orphan_delete=allow_orphan_delete,
             workers=PARSE_WORKERS,
             start="forkserver",
             limits=ChildLimits.from_env(),  # a hostile file can stop its child, not us
@@ -503,7 +527,12 @@ class Daemon:
         )
 
     async def reconcile(
-        self, why: str, *, allow_empty: bool | None = None, dry_run: bool = False
+        self,
+        why: str,
+        *,
+        allow_empty: bool | None = None,
+        dry_run: bool = False,
+        allow_orphan_delete: bool = False,
     ) -> dict[str, Any]:
         """Reconcile now (or only plan); log and return the outcome. Never raises."""
         allow = self.allow_empty if allow_empty is None else allow_empty
@@ -512,7 +541,8 @@ class Daemon:
             return {"ok": False, "error": "this replica stands by: the leader reconciles"}
         async with self.reconcile_lock:
             try:
-                result = await asyncio.to_thread(self._reconcile_sync, allow, dry_run)
+                sync = functools.partial(self._reconcile_sync, allow, dry_run, allow_orphan_delete)
+                result = await asyncio.to_thread(sync)
             except Exception as exc:  # bad files, or a bug: either way keep running
                 if isinstance(exc, SchedulerError):
                     log.error("reconcile (%s) refused, keeping the last good state:\n%s", why, exc)
@@ -521,15 +551,16 @@ class Daemon:
                 if not dry_run:
                     self._reconciled({"ok": False, "why": why, "error": str(exc) or repr(exc)})
                 return error_reply(exc)
-            details = plan_details(result.plan, applied=result.applied)
+            details = plan_details(result.plan, result.applied, result.instance_lines)
             if dry_run:
                 return {"ok": True, "result": details}
             if self.runner is not None:
-                p = result.plan
+                p, moved = result.plan, result.instances
                 self.runner.set_specs(
                     [(j.id, j.canonical) for j in p.add]
-                    + [(u.job.id, u.job.canonical) for u in p.update],
-                    [s.id for s in p.remove],
+                    + [(u.job.id, u.job.canonical) for u in p.update]
+                    + [(u.job.id, u.job.canonical) for u in (moved.update if moved else [])],
+                    [s.id for s in p.remove] + (moved.orphan_ids if moved else []),
                 )
             if result.applied and self.scheduler is not None and self.scheduler.running:
                 self._builtin_cleanup()
@@ -578,7 +609,7 @@ class Daemon:
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
-        handed = op in ("pause", "resume", "trigger") or (
+        handed = op in ("pause", "resume", "trigger", *instances.OPS) or (
             op == "reconcile" and not request.get("dry_run")
         )
         if handed and self.fence is None:  # a standby: the leader acts, through the store
@@ -596,7 +627,10 @@ class Daemon:
                 "command line",
                 allow_empty=bool(request.get("allow_empty")),
                 dry_run=bool(request.get("dry_run")),
+                allow_orphan_delete=bool(request.get("allow_orphan_delete")),
             )
+        if op in instances.OPS:
+            return await self._instance_op(request)
         if op == "ping":
             jobs_dir = str(self.settings.jobs_dir.resolve())
             return {"ok": True, "result": {"pid": os.getpid(), "jobs_dir": jobs_dir}}
@@ -641,6 +675,18 @@ class Daemon:
             self.scheduler.wakeup()
         log.info("job %s %s by an operator", job_id, "paused" if paused else "resumed")
         return {"ok": True, "result": {"id": job_id, "paused": paused, "changed": changed}}
+
+    async def _instance_op(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.runner is not None and self.scheduler is not None
+        scheduler = self.scheduler
+
+        def wakeup() -> None:
+            if scheduler.running:
+                scheduler.wakeup()
+
+        return await instance_requests.serve(
+            self.store, self.runner, wakeup, self._apply_guard, request
+        )
 
     def _trigger(self, job_id: str) -> dict[str, Any]:
         assert self.runner is not None

@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 SHUTDOWN_PATIENCE = 10.0  # seconds the last flush retries an unavailable database
+BURST_PATIENCE = 0.5  # seconds a flush may wait while rows keep coming
 
 
 def storable(text: str) -> str:
@@ -74,14 +75,26 @@ class RunRecord:
     worker: str | None = None  # the host that ran it there
 
     def row(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in HISTORY_FIELDS}
-        return {k: storable(v) if isinstance(v, str) else v for k, v in values.items()}
+        # Built on the event loop twice per run: a copy of the fields, and only the text
+        # that can come from outside (output, errors, another system's ids) checked.
+        values = self.__dict__.copy()
+        for name in FREE_TEXT:
+            if value := values[name]:
+                values[name] = storable(value)
+        return values
+
+
+FREE_TEXT = ("job_id", "output_tail", "error", "task_id", "worker")
+assert set(HISTORY_FIELDS) == {f.name for f in fields(RunRecord)}, "RunRecord.row() is its fields"
 
 
 @dataclass
 class _Pending:
     inserts: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    # The rows of ``inserts`` by run id: a run that ends (or learns its task id) before
+    # its start is written amends its row instead of adding an update.
+    unwritten: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class HistoryWriter:
@@ -115,11 +128,17 @@ class HistoryWriter:
         self.flushing = asyncio.Lock()
 
     def started(self, record: RunRecord) -> None:
-        self.pending.inserts.append(record.row())
+        row = record.row()
+        self.pending.inserts.append(row)
+        self.pending.unwritten[record.run_id] = row
         self.wake.set()
 
     def finished(self, record: RunRecord) -> None:
         row = record.row()
+        if (unwritten := self.pending.unwritten.get(record.run_id)) is not None:
+            unwritten.update(row)
+            self.wake.set()
+            return
         row["b_run_id"] = row.pop("run_id")
         self.pending.updates.append(row)
         self.wake.set()
@@ -140,7 +159,7 @@ class HistoryWriter:
         while not self.closing:
             await self.wake.wait()
             self.wake.clear()
-            await asyncio.sleep(self.interval)  # gather a burst into one transaction
+            await self._quiet()
             try:
                 await self.flush()
             except Exception as exc:  # a bug here must not stop history for good
@@ -148,6 +167,19 @@ class HistoryWriter:
                 self.problem = f"run history cannot be written: {_reason(exc)}"
                 self.wake.set()
                 await asyncio.sleep(self.retry)
+
+    async def _quiet(self) -> None:
+        """Gather a burst into one transaction: wait until no row came for ``interval``,
+        at most ``BURST_PATIENCE``. While 1,000 runs start, writing their rows as they
+        come took the time the last of them needed to start."""
+        end = time.monotonic() + BURST_PATIENCE
+        seen = -1
+        while time.monotonic() < end:
+            pending = len(self.pending.inserts) + len(self.pending.updates)
+            if pending == seen or self.closing:
+                return
+            seen = pending
+            await asyncio.sleep(self.interval)
 
     async def flush(self) -> None:
         async with self.flushing:
@@ -160,7 +192,9 @@ class HistoryWriter:
                 await asyncio.to_thread(self._write_batch, batch)
             except HistoryUnavailable as exc:
                 self.pending = _Pending(
-                    batch.inserts + self.pending.inserts, batch.updates + self.pending.updates
+                    batch.inserts + self.pending.inserts,
+                    batch.updates + self.pending.updates,
+                    batch.unwritten | self.pending.unwritten,
                 )
                 if self.problem != str(exc):
                     log.error("%s; retrying every %gs", exc, self.retry)

@@ -4,13 +4,14 @@
 returns its ``Fence`` (holder and epoch, which every run claim carries); ``lost`` is set when
 it stops leading; ``release()`` lets a standby take over at once. Two implementations:
 
-- ``LeaseLeadership`` (PostgreSQL, for replicas): one row in ``scheduler_lease`` taken and
-  renewed by a single UPSERT on the database's clock. A taker bumps the epoch; the holder
+- ``LeaseLeadership`` (PostgreSQL, MySQL/MariaDB: replicas): one row in ``scheduler_lease``
+  taken and renewed in one transaction on the database's clock (PostgreSQL: an UPSERT;
+  MySQL: the row read ``FOR UPDATE``, then written). A taker bumps the epoch; the holder
   renews every lease/4 and considers itself deposed 0.8 x lease after the last renewal it
   sent, so it stops firing before anyone else may take over. A frozen or partitioned
   leader that wakes up still believing it leads is stopped by the claim (``claims``), which
   checks holder, epoch and expiry in the same statement.
-- ``HostLeadership`` (SQLite, MariaDB/MySQL: one daemon per store): the ``flock`` of
+- ``HostLeadership`` (SQLite: one daemon per store file): the ``flock`` of
   ``control.WriterLock`` refuses a second daemon on this host; a live lease row of a daemon
   on another host, or in another runtime dir here, refuses it too. It writes the lease row
   (forcibly, once no live daemon holds it), so command lines elsewhere and the status page
@@ -27,17 +28,19 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import URL, Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.control import StoreBusy, WriterLock
 from scheduler.errors import SchedulerError
-from scheduler.store import server_url
+from scheduler.schema import MYSQL
+from scheduler.store import server_engine
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,13 @@ def check_lease(seconds: float) -> float:
     return seconds
 
 
+def replicable(url: str) -> bool:
+    """Whether daemons on several hosts may share this store, one leading: a database
+    server that arbitrates the lease with row locks (PostgreSQL, MySQL/MariaDB), not a
+    SQLite file."""
+    return make_url(url).get_backend_name() in ("postgresql", *MYSQL)
+
+
 def new_holder() -> str:
     """This process, as the lease row and run claims name it."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -72,7 +82,7 @@ def db_now(engine: Engine) -> str:
         return "extract(epoch from clock_timestamp())"
     if engine.dialect.name == "sqlite":
         return "((julianday('now') - 2440587.5) * 86400.0)"
-    return "UNIX_TIMESTAMP(NOW(6))"
+    return "UNIX_TIMESTAMP(NOW(6))"  # the session is in UTC (store.server_engine)
 
 
 @dataclass(frozen=True)
@@ -121,11 +131,18 @@ def read_lease(engine: Engine) -> LeaseRow | None:
     return LeaseRow(row.holder, int(row.epoch), row.address, float(row.age), float(row.remaining))
 
 
-def _take_sql(engine: Engine) -> Any:
+Take = Callable[[dict[str, Any]], int | None]
+
+
+def _taker(engine: Engine) -> Take:
+    """The lease's one write: renew it (same holder, same epoch), or take it over from an
+    expired holder (or, with ``force``, any holder), bumping the epoch; None when someone
+    else holds a live lease. Returns the epoch this process now holds."""
+    if engine.dialect.name in MYSQL:
+        return _mysql_taker(engine)
     now = db_now(engine)
-    # Renewing keeps the epoch; taking over (from an expired or, with force, any holder)
-    # bumps it. The WHERE makes a live lease of someone else untouchable.
-    return text(
+    # The WHERE makes a live lease of someone else untouchable.
+    upsert = text(
         "INSERT INTO scheduler_lease AS l "
         "(name, holder, epoch, acquired_at, renewed_at, expires_at, address) "
         f"VALUES (:name, :holder, 1, {now}, {now}, {now} + :ttl, :address) "
@@ -138,6 +155,56 @@ def _take_sql(engine: Engine) -> Any:
         f"WHERE l.holder = excluded.holder OR l.expires_at <= {now} OR :force "
         "RETURNING epoch"
     )
+
+    def take(params: dict[str, Any]) -> int | None:
+        with engine.begin() as conn:
+            epoch = conn.execute(upsert, params).scalar()
+        return None if epoch is None else int(epoch)
+
+    return take
+
+
+def _mysql_taker(engine: Engine) -> Take:
+    """MySQL/MariaDB have no UPSERT ... RETURNING: the row is read ``FOR UPDATE`` (InnoDB's
+    exclusive row lock: a claim's shared lock on it waits, as on PostgreSQL) and written in
+    the same transaction. The row is first created expired, in a transaction of its own:
+    two first takers each holding a gap lock would deadlock on their inserts."""
+    now = db_now(engine)
+    read = text(
+        f"SELECT holder, epoch, expires_at <= {now} AS expired FROM scheduler_lease "
+        "WHERE name = :name FOR UPDATE"
+    )
+    seed = text(
+        "INSERT IGNORE INTO scheduler_lease "
+        "(name, holder, epoch, acquired_at, renewed_at, expires_at) "
+        "VALUES (:name, '', 0, 0, 0, 0)"
+    )
+    renew = text(
+        f"UPDATE scheduler_lease SET renewed_at = {now}, expires_at = {now} + :ttl, "
+        "address = :address WHERE name = :name"
+    )
+    takeover = text(
+        f"UPDATE scheduler_lease SET holder = :holder, epoch = epoch + 1, acquired_at = {now}, "
+        f"renewed_at = {now}, expires_at = {now} + :ttl, address = :address WHERE name = :name"
+    )
+
+    def take(params: dict[str, Any]) -> int | None:
+        for _ in range(2):
+            with engine.begin() as conn:
+                row = conn.execute(read, params).first()
+                if row is not None:
+                    if row.holder == params["holder"]:
+                        conn.execute(renew, params)
+                        return int(row.epoch)
+                    if not (row.expired or params["force"]):
+                        return None
+                    conn.execute(takeover, params)
+                    return int(row.epoch) + 1
+            with engine.begin() as conn:
+                conn.execute(seed, params)
+        return None
+
+    return take
 
 
 def _release_sql(engine: Engine) -> Any:
@@ -163,15 +230,17 @@ class LeaseLeadership:
         # No pre-ping: the lease query itself finds a dead connection, and fails this
         # attempt only (an error invalidates the connection; the next attempt reconnects).
         options: dict[str, Any] = {"pool_size": 1, "max_overflow": 1}
-        target: str | URL = url
-        if not url.startswith("sqlite"):
-            target, connect_args = server_url(url)
-            if url.startswith("postgresql"):
-                connect_args["connect_timeout"] = max(1, int(self.lease / 4))
-            options["connect_args"] = connect_args
-        self.engine = create_engine(target, **options)
+        if url.startswith("sqlite"):
+            self.engine = create_engine(url, **options)
+        else:  # psycopg and the MySQL drivers all take connect_timeout (seconds)
+            timeout = {"connect_timeout": max(1, int(self.lease / 4))}
+            if make_url(url).get_backend_name() in MYSQL:
+                # A silent partition must not hold the lease thread for good: the MySQL
+                # drivers wait for a reply forever unless told.
+                timeout |= {"read_timeout": int(self.lease), "write_timeout": int(self.lease)}
+            self.engine = server_engine(url, connect_args=timeout, **options)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
-        self._take = _take_sql(self.engine)
+        self._take = _taker(self.engine)
         self.fence: Fence | None = None
         self.deadline = 0.0  # monotonic: stop firing after this
         self.renewed = 0.0  # monotonic: last renewal that the database confirmed
@@ -188,9 +257,7 @@ class LeaseLeadership:
             "address": self.address,
             "force": self.force,
         }
-        with self.engine.begin() as conn:
-            epoch = conn.execute(self._take, params).scalar()
-        return None if epoch is None else int(epoch)
+        return self._take(params)
 
     async def _call(self, fn: Any, timeout: float) -> Any:
         loop = asyncio.get_running_loop()
@@ -329,7 +396,8 @@ class HostLeadership(LeaseLeadership):
             where = f" at {other.address}" if other.address else ""
             raise StoreBusy(
                 f"a scheduler daemon ({other.holder}{where}) already runs for this store: "
-                "stop it first; several daemons on one store (replicas) need PostgreSQL"
+                "stop it first; several daemons on one store (replicas) need PostgreSQL or "
+                "MariaDB/MySQL"
             )
         epoch = await self._call(self._try_take, 30.0)
         self._lead(Fence(self.holder, int(epoch or 0)), time.monotonic())

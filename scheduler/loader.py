@@ -9,10 +9,8 @@ the files it is given; never imports apscheduler.
 from __future__ import annotations
 
 import difflib
-import errno
 import gc
 import hashlib
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +23,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from scheduler.errors import InvalidJobFiles, SpecProblem
+from scheduler.jobfiles import job_files, read_job_file, too_big
 from scheduler.spec import (
     JOB_ID_PATTERN,
     RESERVED_ID_PREFIX,
@@ -33,11 +32,12 @@ from scheduler.spec import (
     SpecModels,
     canonical_text,
     default_models,
+    field_names,
     fingerprint,
 )
-from scheduler.yamldoc import LIMITS, Loc, Mark, MiB, Parsed, Pos, Refused, read_yaml
-
-JOB_FILE_SUFFIXES = (".yaml", ".yml")
+from scheduler.templates import DeclaredTemplate
+from scheduler.templates import check as check_template
+from scheduler.yamldoc import LIMITS, Loc, Mark, Parsed, Pos, Refused, read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,7 @@ class FileResult:
     digest: str
     jobs: tuple[DeclaredJob, ...]
     problems: tuple[SpecProblem, ...]
+    templates: tuple[DeclaredTemplate, ...] = ()
 
 
 @dataclass
@@ -175,6 +176,7 @@ class DesiredState:
 
     jobs: dict[str, DeclaredJob]
     files: dict[str, str]  # path -> sha256 of its content
+    templates: dict[str, DeclaredTemplate] = field(default_factory=dict)
 
 
 OnJob = Callable[[Document, str, Any, Any], None]  # document, job id, raw job, raw defaults
@@ -186,7 +188,7 @@ def parse_yaml(path: str, text: str, on_job: OnJob | None = None) -> Document:
     data then keeps None in its place)."""
     doc = Document(path=path, data=None, text=text)
     if len(text) > LIMITS.file_bytes:
-        return _refuse(doc, (1, 1), _too_big(len(text.encode())))
+        return _refuse(doc, (1, 1), too_big(len(text.encode())))
     synced = 0
 
     def sync(parsed: Parsed) -> None:
@@ -228,19 +230,13 @@ def _refuse(doc: Document, mark: Mark, message: str) -> Document:
     return doc
 
 
-def _too_big(size: int) -> str:
-    return (
-        f"job file of {size} bytes is larger than the limit of {LIMITS.file_bytes} "
-        f"({LIMITS.file_bytes // MiB} MiB): split it into several files"
-    )
-
-
 class _Validator:
     """Validates parsed documents and turns pydantic errors into ``file:line:col`` problems."""
 
     def __init__(self, models: SpecModels) -> None:
         self.models = models
-        self.vocabulary = sorted(_field_names(models))
+        self.file_defaults: dict[str, Any] = {}
+        self.vocabulary = sorted(field_names(models))
 
     def jobs(
         self,
@@ -259,12 +255,14 @@ class _Validator:
             )
             return
         for key in data:
-            if key not in ("jobs", "defaults"):
+            if key not in ("jobs", "defaults", "templates"):
+                known = "jobs, defaults, templates"
                 doc.problems.append(
-                    doc.problem(doc.mark_of((key,), key=True), self._unknown(key, "jobs, defaults"))
+                    doc.problem(doc.mark_of((key,), key=True), self._unknown(key, known))
                 )
         if defaults is None:
             defaults = self.defaults(doc, data.get("defaults"))
+        self.file_defaults = defaults
         jobs = data.get("jobs")
         if jobs is None:
             return
@@ -281,6 +279,57 @@ class _Validator:
             if job is not None:
                 yield job
 
+    def templates(self, doc: Document) -> Iterator[DeclaredTemplate]:
+        """The file's valid templates (``templates.check``), problems at PATH:LINE:COL."""
+        data = doc.data
+        raw_all = data.get("templates") if isinstance(data, dict) else None
+        if raw_all is None:
+            return
+        if not isinstance(raw_all, dict):
+            message = "'templates' must be a mapping of template name to template"
+            doc.problems.append(doc.problem(doc.mark_of(("templates",)), message))
+            return
+        defaults = self.file_defaults
+        for name, raw in raw_all.items():
+            loc: Loc = ("templates", name)
+            if not self._good_id(doc, loc, name, "template name"):
+                continue
+
+            def merge(body: dict[str, Any], loc: Loc = loc) -> dict[str, Any]:
+                return _merge_defaults(doc, loc, body, defaults) if defaults else body
+
+            source = Source(doc.path, *doc.mark_of(loc, key=True))
+            found, misplaced, error, about = check_template(
+                name, raw, self.models.job, merge, source
+            )
+            for sub, message in misplaced:
+                doc.problems.append(doc.problem(doc.mark_of((*loc, *sub)), message))
+            if error is not None:
+                self._report(doc, loc, error.errors(), about)
+            if found is not None:
+                yield found
+
+    def _good_id(self, doc: Document, loc: Loc, job_id: str, what: str) -> bool:
+        if not re.fullmatch(JOB_ID_PATTERN, job_id) or len(job_id) > 100:
+            doc.problems.append(
+                doc.problem(
+                    doc.mark_of(loc, key=True),
+                    f"{what} '{job_id}' must be lowercase letters, digits, '.', '_' or '-', "
+                    "start with a letter or digit, and be at most 100 characters",
+                )
+            )
+            return False
+        if job_id.startswith(RESERVED_ID_PREFIX):
+            doc.problems.append(
+                doc.problem(
+                    doc.mark_of(loc, key=True),
+                    f"{what} '{job_id}' is reserved: ids starting with '{RESERVED_ID_PREFIX}' "
+                    "name the scheduler's built-in jobs, rename it",
+                )
+            )
+            return False
+        return True
+
     def defaults(self, doc: Document, raw: Any) -> dict[str, Any]:
         if raw is None:
             return {}
@@ -295,23 +344,7 @@ class _Validator:
         self, doc: Document, job_id: str, raw: Any, defaults: dict[str, Any]
     ) -> DeclaredJob | None:
         loc: Loc = ("jobs", job_id)
-        if not re.fullmatch(JOB_ID_PATTERN, job_id) or len(job_id) > 100:
-            doc.problems.append(
-                doc.problem(
-                    doc.mark_of(loc, key=True),
-                    f"job id '{job_id}' must be lowercase letters, digits, '.', '_' or '-', "
-                    "start with a letter or digit, and be at most 100 characters",
-                )
-            )
-            return None
-        if job_id.startswith(RESERVED_ID_PREFIX):
-            doc.problems.append(
-                doc.problem(
-                    doc.mark_of(loc, key=True),
-                    f"job id '{job_id}' is reserved: ids starting with '{RESERVED_ID_PREFIX}' "
-                    "name the scheduler's built-in jobs, rename it",
-                )
-            )
+        if not self._good_id(doc, loc, job_id, "job id"):
             return None
         merged = (
             _merge_defaults(doc, loc, raw, defaults) if isinstance(raw, dict) and defaults else raw
@@ -411,76 +444,6 @@ def _merge_defaults(
     return merged
 
 
-def _field_names(models: SpecModels) -> set[str]:
-    names: set[str] = set()
-    pending: list[Any] = [models.file]
-    seen: set[Any] = set()
-    while pending:
-        model = pending.pop()
-        if model in seen or not hasattr(model, "model_fields"):
-            continue
-        seen.add(model)
-        for name, info in model.model_fields.items():
-            names.add(info.alias or name)
-            pending.extend(_models_in(info.annotation))
-    return names
-
-
-def _models_in(annotation: Any) -> Iterator[Any]:
-    if hasattr(annotation, "model_fields"):
-        yield annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        yield from _models_in(arg)
-    for meta in getattr(annotation, "__metadata__", ()) or ():
-        yield from _models_in(meta)
-
-
-def job_files(root: Path) -> list[Path]:
-    """Job files under ``root``, sorted: every ``*.yaml``/``*.yml`` entry, including those
-    that cannot be read (a dangling symlink, a directory named ``x.yaml``), which
-    ``read_job_file`` then reports: skipping them would remove their jobs. Hidden entries
-    (editor temp files, ConfigMap ``..data`` internals) are ignored; symlinks to files are
-    followed."""
-    if root.is_file():
-        return [root]
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix in JOB_FILE_SUFFIXES:
-            found.append(path)
-    return sorted(found)
-
-
-def read_job_file(path: Path) -> bytes | SpecProblem:
-    """A job file's bytes, or the problem that keeps it from being read (never skipped)."""
-    try:
-        with path.open("rb") as file:
-            raw = file.read(LIMITS.file_bytes + 1)
-    except OSError as exc:
-        return SpecProblem(str(path), 1, 1, _unreadable(path, exc))
-    if len(raw) > LIMITS.file_bytes:
-        return SpecProblem(str(path), 1, 1, _too_big(path.stat().st_size))
-    return raw
-
-
-def _unreadable(path: Path, exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "symlink loop: fix or remove the link (its jobs are kept until then)"
-    if path.is_symlink() and isinstance(exc, FileNotFoundError):
-        target = os.readlink(path)
-        return (
-            f"symlink to {target} points at nothing (a broken mount?): fix or remove the link "
-            "(its jobs are kept until then)"
-        )
-    if isinstance(exc, IsADirectoryError):
-        return "a directory named like a job file: rename it (job files are files)"
-    if isinstance(exc, PermissionError):
-        return "cannot read job file: permission denied: let the scheduler's user read it"
-    return f"cannot read job file: {exc.strerror or exc}: fix it or remove it"
-
-
 def load_text(
     path: str,
     text: str,
@@ -508,11 +471,13 @@ def load_text(
     if lean and doc.defaults_late:  # rare: `defaults:` after `jobs:`, read it again
         doc, found, checked = parse_yaml(path, text), [], []
     jobs: tuple[DeclaredJob, ...] = ()
+    templates: tuple[DeclaredTemplate, ...] = ()
     if not doc.refused:
         rest = validator.jobs(doc, checked[0] if checked else None, doc.streamed)
         jobs = (*found, *(_lean(job, specs) for job in rest)) if lean else tuple(rest)
+        templates = tuple(validator.templates(doc))
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return FileResult(path, digest, jobs, tuple(doc.problems))
+    return FileResult(path, digest, jobs, tuple(doc.problems), templates)
 
 
 def _lean(job: DeclaredJob, specs: bool = True) -> DeclaredJob:
@@ -544,6 +509,7 @@ def load_file(
 def combine(results: Iterable[FileResult]) -> DesiredState:
     """Merge per-file results; raise ``InvalidJobFiles`` with every problem if any."""
     jobs: dict[str, DeclaredJob] = {}
+    templates: dict[str, DeclaredTemplate] = {}
     files: dict[str, str] = {}
     problems: list[SpecProblem] = []
     for result in results:
@@ -573,9 +539,18 @@ def combine(results: Iterable[FileResult]) -> DesiredState:
                 )
                 continue
             jobs[job.id] = job
+        for found in result.templates:
+            where = found.source
+            if found.name in templates:
+                message = (
+                    f"template '{found.name}' is already defined in {templates[found.name].source}"
+                    ": template names are unique across all job files, rename one"
+                )
+                problems.append(SpecProblem(where.path, where.line, where.col, message))
+            templates[found.name] = found
     if problems:
         raise InvalidJobFiles(problems)
-    return DesiredState(jobs=jobs, files=files)
+    return DesiredState(jobs=jobs, files=files, templates=templates)
 
 
 @contextmanager

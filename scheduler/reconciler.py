@@ -13,7 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,18 +22,20 @@ from scheduler import __version__
 from scheduler.apply import FileCacheUpdate, apply_plan
 from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
 from scheduler.handlers import default_registry
+from scheduler.instances import stored_templates
+from scheduler.jobfiles import job_files, read_job_file
 from scheduler.loader import (
     DeclaredJob,
     FileResult,
     Source,
     combine,
     gc_paused,
-    job_files,
-    read_job_file,
 )
 from scheduler.parsepool import ChildLimits, parse_files
 from scheduler.plan import Plan, plan
 from scheduler.store import CachedFile, Store
+from scheduler.template_plan import Rerender, plan_templates
+from scheduler.templates import DeclaredTemplate
 
 
 class EmptyJobsDir(SchedulerError):
@@ -55,6 +57,7 @@ class Loaded:
     jobs: dict[str, DeclaredJob]
     cache: FileCacheUpdate
     parsed_files: int
+    templates: dict[str, DeclaredTemplate] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +66,11 @@ class ReconcileResult:
     applied: bool
     parsed_files: int = 0
     seconds: float = 0.0
+    instances: Rerender | None = None  # instances re-rendered or removed with their template
+
+    @property
+    def instance_lines(self) -> list[str]:
+        return self.instances.lines() if self.instances is not None else []
 
 
 def cache_version() -> str:
@@ -110,12 +118,12 @@ def load_desired(
         put: dict[str, CachedFile] = {}
         for slot, result in zip(slots, parse_files(pending, workers, start, limits), strict=True):
             results[slot] = result
-            put[result.path] = CachedFile(
-                result.digest, version, [_cache_entry(j) for j in result.jobs]
-            )
+            entries = [_cache_entry(j) for j in result.jobs]
+            entries += [_template_entry(t) for t in result.templates]
+            put[result.path] = CachedFile(result.digest, version, entries)
         state = combine(r for r in results if r is not None)  # raises with every problem
     drop = frozenset(cache) - set(state.files)
-    return Loaded(state.jobs, FileCacheUpdate(put, drop), len(pending))
+    return Loaded(state.jobs, FileCacheUpdate(put, drop), len(pending), state.templates)
 
 
 def _cache_entry(job: DeclaredJob) -> dict[str, Any]:
@@ -127,12 +135,28 @@ def _cache_entry(job: DeclaredJob) -> dict[str, Any]:
     }
 
 
+def _template_entry(found: DeclaredTemplate) -> dict[str, Any]:
+    where = found.source
+    return {
+        "template": found.name,
+        "fingerprint": found.fingerprint,
+        "line": where.line,
+        "col": where.col,
+    }
+
+
 def _from_cache(path: str, cached: CachedFile) -> FileResult:
     jobs = tuple(
         DeclaredJob(e["id"], {}, e["fingerprint"], Source(path, e["line"], e["col"]))
         for e in cached.jobs
+        if "id" in e
     )
-    return FileResult(path, cached.digest, jobs, ())
+    templates = tuple(
+        DeclaredTemplate(e["template"], {}, e["fingerprint"], Source(path, e["line"], e["col"]))
+        for e in cached.jobs
+        if "template" in e
+    )
+    return FileResult(path, cached.digest, jobs, (), templates)
 
 
 def reconcile(
@@ -141,6 +165,7 @@ def reconcile(
     *,
     dry_run: bool = False,
     allow_empty: bool = False,
+    allow_orphan_delete: bool = False,
     now: datetime | None = None,
     workers: int = 1,
     start: str = "fork",
@@ -149,9 +174,11 @@ def reconcile(
 ) -> ReconcileResult:
     """Make the store match the files, or raise without changing anything.
 
-    Raises ``InvalidJobFiles`` when any file is invalid and ``EmptyJobsDir`` when the files
-    declare nothing while the store holds jobs (unless ``allow_empty``). ``limits``:
-    parse in children under these limits; ``guard``: held while reading the store,
+    Raises ``InvalidJobFiles`` when any file is invalid (or a template edit would make an
+    instance invalid), ``EmptyJobsDir`` when the files declare nothing while the store holds
+    jobs (unless ``allow_empty``) and ``TemplateHasInstances`` when a removed template still
+    has instances (unless ``allow_orphan_delete``). Instances are otherwise never removed.
+    ``limits``: parse in children under these limits; ``guard``: held while reading the store,
     planning and applying (not while parsing).
     """
     started = time.perf_counter()
@@ -165,7 +192,8 @@ def reconcile(
     loaded = load()
     with guard():
         with store.engine.connect() as conn, gc_paused():
-            stored = store.stored_jobs(conn)
+            stored = store.stored_jobs(conn, files_only=True)
+            stored_t = stored_templates(store, conn)
         # A job known only by fingerprint that the store does not hold as such (a store
         # edited behind our back): parse its file after all, to have its spec.
         stale = frozenset(
@@ -173,20 +201,31 @@ def reconcile(
             for job in loaded.jobs.values()
             if job.from_cache
             and (job.id not in stored or stored[job.id].fingerprint != job.fingerprint)
+        ) | frozenset(
+            found.source.path
+            for found in loaded.templates.values()
+            if found.from_cache
+            and (
+                found.name not in stored_t or stored_t[found.name].fingerprint != found.fingerprint
+            )
         )
         if stale:
             loaded = load(reparse=stale)
         if not loaded.jobs and stored and not allow_empty:
             raise EmptyJobsDir(jobs_dir, len(stored))
         result_plan = plan(loaded.jobs, stored)
+        when = now or datetime.now(UTC)
+        shift = plan_templates(store, loaded.templates, stored_t, result_plan, allow_orphan_delete)
         cache_changed = bool(loaded.cache.put or loaded.cache.drop)
         applied = False
-        if not dry_run and (result_plan.has_changes or result_plan.moved or cache_changed):
+        changed = result_plan.has_changes or result_plan.moved or cache_changed
+        if not dry_run and (changed or shift.has_changes):
             with gc_paused():  # ~20 short-lived objects per job written, none in cycles
-                when = now or datetime.now(UTC)
-                apply_plan(store, result_plan, loaded.cache, when, cache_version())
+                write = functools.partial(shift.write, store, when)
+                apply_plan(store, result_plan, loaded.cache, when, cache_version(), write)
             applied = True
-    return ReconcileResult(result_plan, applied, loaded.parsed_files, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return ReconcileResult(result_plan, applied, loaded.parsed_files, seconds, shift.rerendered)
 
 
 __all__ = ["EmptyJobsDir", "InvalidJobFiles", "ReconcileResult", "load_desired", "reconcile"]

@@ -27,14 +27,15 @@ WORKERS = min(4, os.cpu_count() or 1)
 
 
 def stored_index(store: Store) -> dict[str, dict[str, Any]]:
-    """What planning needs of every stored job but its spec (the daemon's side)."""
+    """What planning needs of every job the files declared but its spec (the daemon's side;
+    instances of templates are not the files' to plan)."""
     return {
         job_id: {
             "fingerprint": job.fingerprint,
             "source": job.source,
             "operator_paused": job.operator_paused,
         }
-        for job_id, job in store.stored_jobs().items()
+        for job_id, job in store.stored_jobs(files_only=True).items()
     }
 
 

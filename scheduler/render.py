@@ -12,8 +12,11 @@ from scheduler.terminal import safe_text
 from scheduler.triggers import describe_schedule
 
 
-def plan_details(plan: Plan[DeclaredJob], applied: bool | None = None) -> dict[str, Any]:
-    """Everything needed to print a plan, JSON-safe."""
+def plan_details(
+    plan: Plan[DeclaredJob], applied: bool | None = None, instances: list[str] | None = None
+) -> dict[str, Any]:
+    """Everything needed to print a plan, JSON-safe. ``instances``: what it does to
+    instances of templates ("search: 312 instances updated")."""
     details: dict[str, Any] = {
         "add": [
             {"id": j.id, "source": str(j.source), "schedule": describe_schedule(j.schedule)}
@@ -32,6 +35,8 @@ def plan_details(plan: Plan[DeclaredJob], applied: bool | None = None) -> dict[s
     }
     if applied is not None:
         details["applied"] = applied
+    if instances:
+        details["instances"] = instances
     return details
 
 
@@ -47,6 +52,8 @@ def plan_json(details: dict[str, Any]) -> dict[str, Any]:
     }
     if "applied" in details:
         out["applied"] = details["applied"]
+    if details.get("instances"):
+        out["instances"] = details["instances"]
     return out
 
 
@@ -66,6 +73,8 @@ def plan_text(details: dict[str, Any]) -> str:
             )
     for remove in details["remove"]:
         lines.append(f"- remove {remove['id']}  (was {remove['source']})")
+    for line in details.get("instances", []):
+        lines.append(f"* {line}")
     counts = (
         f"{len(details['add'])} to add, {len(details['update'])} to update, "
         f"{len(details['remove'])} to remove, {len(details['unchanged'])} unchanged"

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -113,6 +114,10 @@ class Runner:
                 entry.parsed = model.model_validate(raw)
         return entry.parsed
 
+    def spec_of(self, canonical: dict[str, Any]) -> JobSpec:
+        """A spec given whole (a one-off run's own), validated like a stored one."""
+        return self._models().job.model_validate(canonical)
+
     def _models(self) -> SpecModels:
         # Validate with this runner's registry: a plugin type missing from the default
         # registry (a runner built with ``make_registry``) must still parse.
@@ -122,9 +127,16 @@ class Runner:
         return self.models
 
     # -- due runs ----------------------------------------------------------------------
-    def submit(self, job_id: str, run_times: list[datetime], grace: float | None) -> None:
+    def submit(
+        self,
+        job_id: str,
+        run_times: list[datetime],
+        grace: float | None,
+        canonical: dict[str, Any] | None = None,
+    ) -> None:
         """Called by the executor (on the loop) with the due times APScheduler computed:
-        all of them, or only the last when the job coalesces."""
+        all of them, or only the last when the job coalesces. ``canonical``: a one-off run's
+        own spec (an instance run with other params), instead of the job's."""
         now = self.clock()
         due: list[datetime] = []
         for run_time in run_times:
@@ -145,13 +157,16 @@ class Runner:
                 continue
             due.append(run_time)
         if due:
-            self.dispatch(job_id, *due)
+            override = None if canonical is None else self.spec_of(canonical)
+            self.dispatch(job_id, *due, spec=override)
 
-    def dispatch(self, job_id: str, scheduled: datetime, *later: datetime) -> str | None:
+    def dispatch(
+        self, job_id: str, scheduled: datetime, *later: datetime, spec: JobSpec | None = None
+    ) -> str | None:
         """Start a run now, applying the job's concurrency policy. Returns why it did not
         start, or None. Several due times (missed runs of a job that does not coalesce)
-        run one after another, as one instance."""
-        spec = self.spec(job_id)
+        run one after another, as one instance. ``spec``: this run's own (see ``submit``)."""
+        spec = spec or self.spec(job_id)
         if spec is None:
             log.warning("job %s is due but no longer declared: not run", job_id)
             return "not declared"
@@ -174,7 +189,7 @@ class Runner:
                     old.task.cancel()
         active = Active(job_id)
         running.append(active)
-        active.task = self._spawn(self._run(active, spec, [scheduled, *later]))
+        active.task = self.spawn(self._run(active, spec, [scheduled, *later]))
         return None
 
     def _record_no_try(self, job_id: str, scheduled: datetime, outcome: str, error: str) -> str:
@@ -215,7 +230,7 @@ class Runner:
             except Exception:  # metrics must never break a run
                 log.exception("run listener failed")
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -359,7 +374,7 @@ class Runner:
 
     def _notify(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         if notifiers:
-            self._spawn(self._send(notifiers, kind, record))
+            self.spawn(self._send(notifiers, kind, record))
 
     async def _send(self, notifiers: list[Any], kind: str, record: RunRecord) -> None:
         payload = {
@@ -459,17 +474,34 @@ class RunnerExecutor(BaseExecutor):  # type: ignore[misc]
     def __init__(self, runner: Runner) -> None:
         super().__init__()
         self.runner = runner
+        self.due: list[tuple[str, list[datetime], float | None, dict[str, Any] | None]] = []
+        self.lock = threading.Lock()
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
         # Called in the scheduler's pass, off the loop (see ``daemon.ResilientScheduler``).
-        loop = self._scheduler._eventloop
-        loop.call_soon_threadsafe(self.runner.submit, job.id, run_times, job.misfire_grace_time)
+        # One wake-up of the loop takes every job due so far: a wake-up per job (1,000 due
+        # at once) had the pass and the loop take turns for the interpreter lock.
+        # A one-off run (``instances.ONE_OFF``) names its job, and maybe its own spec, in args.
+        job_id = job.args[0] if job.args else job.id
+        canonical = job.args[1] if len(job.args) > 1 else None
+        with self.lock:
+            first = not self.due
+            self.due.append((job_id, run_times, job.misfire_grace_time, canonical))
+        if first:
+            self._scheduler._eventloop.call_soon_threadsafe(self._hand_over)
+
+    def _hand_over(self) -> None:
+        with self.lock:
+            due, self.due = self.due, []
+        for job_id, run_times, grace, canonical in due:
+            self.runner.submit(job_id, run_times, grace, canonical)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:  # pragma: no cover
         raise NotImplementedError("submit_job hands jobs to the runner")
 
 
-async def run_job(job_id: str) -> None:
+async def run_job(job_id: str, canonical: dict[str, Any] | None = None) -> None:
     """The callable every stored job names. The daemon never calls it (``RunnerExecutor``
-    does the work); it exists so APScheduler can restore the pickled job."""
+    does the work); it exists so APScheduler can restore the pickled job. ``canonical``: a
+    one-off run's own spec."""
     raise RuntimeError(f"job {job_id} must be run by the scheduler daemon's runner")

@@ -7,6 +7,7 @@ and command lines opening an empty database at once do not race. Callers: ``stor
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,12 +28,14 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeEngine
 
 from scheduler.errors import SchedulerError
 
 # Every revision this release knows, oldest first; the last is the one it writes.
 # (tests/test_store_schema_is_migrated.py checks it against scheduler/migrations/versions.)
-REVISIONS = ("0001", "0002", "0003")
+REVISIONS = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key for creating/upgrading the schema: any constant, ours alone.
@@ -41,36 +44,91 @@ MYSQL_SCHEMA_LOCK = "declarative_scheduler_schema"
 
 metadata = MetaData()
 
+# MySQL/MariaDB (the migrations say the same for their own tables): every text column in
+# utf8mb4 with a binary collation, so job ids and paths compare exactly as everywhere else
+# ("Backup" is not "backup", "a " is not "a"), whatever the server's default charset; times
+# as DOUBLE (a bare FLOAT is single precision there: a timestamp would lose its seconds);
+# long text as LONGTEXT (TEXT holds 64 KiB, less than an output tail); a file's path key
+# 768 characters (InnoDB keys hold 3,072 bytes, 4 per utf8mb4 character).
+MYSQL = ("mysql", "mariadb")
+MYSQL_TABLE: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mysql_engine": "InnoDB",
+    # the same for a mariadb:// URL (that dialect reads only its own prefix)
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
+    "mariadb_engine": "InnoDB",
+}
+MYSQL_PATH_CHARS = 768
+
+
+def _seconds() -> TypeEngine[float]:
+    return Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL)
+
+
+def _long_text() -> TypeEngine[str]:
+    return Text().with_variant(mysql.LONGTEXT(), *MYSQL)
+
+
 # A mirror of APScheduler's own table (it builds its Table object itself; this one is for
 # the migrations and for reading).
 aps_jobs = Table(
     "apscheduler_jobs",
     metadata,
     Column("id", Unicode(191), primary_key=True),
-    Column("next_run_time", Float(25), index=True),
-    Column("job_state", LargeBinary, nullable=False),
+    Column(
+        "next_run_time",
+        Float(25).with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL),
+        index=True,
+    ),
+    Column("job_state", LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL), nullable=False),
+    **MYSQL_TABLE,
 )
 
 jobs = Table(
     "scheduler_jobs",
     metadata,
     Column("id", Unicode(191), primary_key=True),
-    Column("spec", Text, nullable=False),
+    Column("spec", _long_text(), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("source", Unicode(1024), nullable=False),
     Column("operator_paused", Boolean, nullable=False, default=False),
-    Column("updated_at", Float, nullable=False),
+    Column("updated_at", _seconds(), nullable=False),
     # Derived from the spec when it is written, so listing 10,000 jobs decodes none.
-    Column("summary", Text, nullable=False, default="{}"),
+    Column("summary", _long_text(), nullable=False, default="{}"),
+    # 0004: NULL for a job declared in a file; an instance's template and parameters (JSON).
+    Column("template", Unicode(191), nullable=True),
+    Column("params", _long_text(), nullable=True),
+    Index("ix_scheduler_jobs_template", "template"),
+    **MYSQL_TABLE,
+)
+
+# 0004: each template the files declare, as last reconciled (``templates.DeclaredTemplate``):
+# what creating an instance needs, readable by any process that holds the store.
+templates = Table(
+    "scheduler_templates",
+    metadata,
+    Column("name", Unicode(191), primary_key=True),
+    Column("spec", _long_text(), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("source", Unicode(1024), nullable=False),
+    Column("updated_at", _seconds(), nullable=False),
+    **MYSQL_TABLE,
 )
 
 files = Table(
     "scheduler_files",
     metadata,
-    Column("path", Unicode(1024), primary_key=True),
+    Column(
+        "path",
+        Unicode(1024).with_variant(mysql.VARCHAR(MYSQL_PATH_CHARS), *MYSQL),
+        primary_key=True,
+    ),
     Column("digest", String(64), nullable=False),
     Column("version", String(64), nullable=False),
-    Column("jobs", Text, nullable=False),
+    Column("jobs", _long_text(), nullable=False),
+    **MYSQL_TABLE,
 )
 
 runs = Table(
@@ -78,14 +136,14 @@ runs = Table(
     metadata,
     Column("run_id", String(32), primary_key=True),
     Column("job_id", Unicode(191), nullable=False),
-    Column("scheduled_time", Float, nullable=True),
-    Column("started_at", Float, nullable=False),
-    Column("finished_at", Float, nullable=True),
+    Column("scheduled_time", _seconds(), nullable=True),
+    Column("started_at", _seconds(), nullable=False),
+    Column("finished_at", _seconds(), nullable=True),
     Column("outcome", String(16), nullable=False),
     Column("exit_code", Integer, nullable=True),
     Column("attempt", Integer, nullable=False),
-    Column("output_tail", Text, nullable=True),
-    Column("error", Text, nullable=True),
+    Column("output_tail", _long_text(), nullable=True),
+    Column("error", _long_text(), nullable=True),
     Column("task_id", String(255), nullable=True),  # the run's id in Celery (0002)
     Column("worker", Unicode(255), nullable=True),  # the host that ran it there (0002)
     # 0003: a fenced run start. ``claim`` is "job@scheduled#attempt", unique, so a second
@@ -96,6 +154,7 @@ runs = Table(
     Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
     Index("ix_scheduler_runs_started", "started_at"),
     Index("ux_scheduler_runs_claim", "claim", unique=True),
+    **MYSQL_TABLE,
 )
 
 # 0003: who leads. One row per lease name; times are the database's clock (seconds).
@@ -105,10 +164,11 @@ lease = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", Unicode(255), nullable=False),
     Column("epoch", BigInteger, nullable=False),
-    Column("acquired_at", Float, nullable=False),
-    Column("renewed_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
+    Column("acquired_at", _seconds(), nullable=False),
+    Column("renewed_at", _seconds(), nullable=False),
+    Column("expires_at", _seconds(), nullable=False),
     Column("address", Unicode(255), nullable=True),
+    **MYSQL_TABLE,
 )
 
 # 0003: a counter bumped by every write that a running daemon must notice (pause, resume,
@@ -119,6 +179,7 @@ state = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
+    **MYSQL_TABLE,
 )
 
 # 0003: operator requests recorded in the store for the leader to carry out (a `trigger`
@@ -129,10 +190,11 @@ requests = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("op", String(16), nullable=False),
     Column("job_id", Unicode(191), nullable=False),
-    Column("args", Text, nullable=True),  # JSON: the rest of the request
-    Column("requested_at", Float, nullable=False),
-    Column("taken_at", Float, nullable=True),
-    Column("result", Text, nullable=True),
+    Column("args", _long_text(), nullable=True),  # JSON: the rest of the request
+    Column("requested_at", _seconds(), nullable=False),
+    Column("taken_at", _seconds(), nullable=True),
+    Column("result", _long_text(), nullable=True),
+    **MYSQL_TABLE,
 )
 
 
@@ -168,10 +230,15 @@ def ensure_schema(engine: Engine) -> None:
         return
     if revision is not None and revision not in REVISIONS:
         raise StoreTooNew(url, revision)
-    backend = engine.url.get_backend_name()
+    backend = engine.dialect.name
     with engine.connect() as conn:
-        if backend == "mysql":  # DDL commits on its own there: a session lock instead
-            conn.execute(text("SELECT GET_LOCK(:n, 60)"), {"n": MYSQL_SCHEMA_LOCK})
+        if backend in MYSQL:  # DDL commits on its own there: a session lock instead
+            got = conn.execute(text("SELECT GET_LOCK(:n, 60)"), {"n": MYSQL_SCHEMA_LOCK})
+            if got.scalar() != 1:
+                raise SchedulerError(
+                    f"the store {url} is being created or upgraded by another process that "
+                    "has held its schema lock for 60 s: let it finish, then start again"
+                )
             conn.commit()  # end the autobegun transaction; the lock belongs to the session
         conn = conn.execution_options(sqlite_immediate=True)
         try:
@@ -184,7 +251,7 @@ def ensure_schema(engine: Engine) -> None:
                 if revision != HEAD:
                     _upgrade(conn)
         finally:
-            if backend == "mysql":
+            if backend in MYSQL:
                 conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": MYSQL_SCHEMA_LOCK})
 
 

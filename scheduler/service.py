@@ -34,7 +34,9 @@ LOCK_WAIT_SECONDS = 30.0
 WORKERS = min(4, os.cpu_count() or 1)  # the command line parses many files in parallel
 
 
-def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
+def plan_for(
+    settings: Settings, *, allow_empty: bool = False, allow_orphan_delete: bool = False
+) -> dict[str, Any]:
     """What ``reconcile`` would do, changing nothing (reads only, so no lock is needed).
     With ``--url``, the local files are planned against the daemon's store."""
     if settings.api_url:
@@ -45,22 +47,31 @@ def plan_for(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]
     store = Store(settings.db if store_exists(settings.db) else "sqlite://")
     try:
         result = reconcile(
-            store, settings.jobs_dir, dry_run=True, allow_empty=allow_empty, workers=WORKERS
+            store,
+            settings.jobs_dir,
+            dry_run=True,
+            allow_empty=allow_empty,
+            allow_orphan_delete=allow_orphan_delete,
+            workers=WORKERS,
         )
     finally:
         store.close()
-    return plan_details(result.plan)
+    return plan_details(result.plan, None, result.instance_lines)
 
 
-def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str, Any]:
+def reconcile_now(
+    settings: Settings, *, allow_empty: bool = False, allow_orphan_delete: bool = False
+) -> dict[str, Any]:
     """Apply the files to the store, or have the running daemon do it and report back."""
     if settings.api_url:
-        return dict(call(settings.api_url, "POST", "/reconcile")["details"])
+        query = {"allow_orphan_delete": "true"} if allow_orphan_delete else {}
+        return dict(call(settings.api_url, "POST", "/reconcile", params=query)["details"])
     paths = runtime_paths(settings.db)
     lock = WriterLock(paths.lock)
+    asking = (settings, paths, allow_empty, allow_orphan_delete)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while not lock.acquire():
-        if (delegated := _ask_local_daemon(settings, paths, allow_empty)) is not None:
+        if (delegated := _ask_local_daemon(*asking)) is not None:
             return delegated
         if time.monotonic() > deadline:  # another `reconcile` that is not a daemon
             raise StoreBusy(
@@ -73,26 +84,39 @@ def reconcile_now(settings: Settings, *, allow_empty: bool = False) -> dict[str,
         try:
             if handoff.live_leader(store) is not None:
                 # Replicas hold no host lock: a daemon here (leader or standby) still acts.
-                if (delegated := _ask_local_daemon(settings, paths, allow_empty)) is not None:
+                if (
+                    delegated := _ask_local_daemon(
+                        settings, paths, allow_empty, allow_orphan_delete
+                    )
+                ) is not None:
                     return delegated
                 _no_remote_leader(store)
-            result = reconcile(store, settings.jobs_dir, allow_empty=allow_empty, workers=WORKERS)
+            result = reconcile(
+                store,
+                settings.jobs_dir,
+                allow_empty=allow_empty,
+                allow_orphan_delete=allow_orphan_delete,
+                workers=WORKERS,
+            )
         finally:
             store.close()
     finally:
         lock.release()
-    return plan_details(result.plan, applied=result.applied)
+    return plan_details(result.plan, result.applied, result.instance_lines)
 
 
 def _ask_local_daemon(
-    settings: Settings, paths: RuntimePaths, allow_empty: bool
+    settings: Settings, paths: RuntimePaths, allow_empty: bool, allow_orphan_delete: bool = False
 ) -> dict[str, Any] | None:
     """Have the daemon on this host's socket reconcile; None when none answers."""
     ping = ask(paths.socket, {"op": "ping"})
     if ping is None:
         return None
     _same_jobs_dir(settings, unwrap(ping))
-    return unwrap(ask(paths.socket, {"op": "reconcile", "allow_empty": allow_empty}) or {})
+    request = {"op": "reconcile", "allow_empty": allow_empty}
+    if allow_orphan_delete:
+        request["allow_orphan_delete"] = True
+    return unwrap(ask(paths.socket, request) or {})
 
 
 def _no_remote_leader(store: Store) -> None:
@@ -140,12 +164,20 @@ def error_reply(exc: Exception) -> dict[str, Any]:
             "problems": [p.as_dict() for p in exc.problems],
         }
     code = exc.exit_code if isinstance(exc, SchedulerError) else 1
-    return {
+    reply = {
         "ok": False,
         "error": str(exc) or repr(exc),
         "exit_code": code,
         "kind": type(exc).__name__,
     }
+    if isinstance(getattr(exc, "source", None), str):  # a file's job (instances.DeclaredInFile)
+        reply["source"] = exc.source  # type: ignore[attr-defined]
+    if isinstance(exc, SchedulerError) and isinstance(getattr(exc, "problems", None), list):
+        reply["fields"] = [  # instances.InvalidInstance: (field, message) pairs
+            {"field": where, "message": message}
+            for where, message in exc.problems  # type: ignore[attr-defined]
+        ]
+    return reply
 
 
 def _iso(timestamp: float | None, zone: str) -> str | None:
@@ -155,9 +187,12 @@ def _iso(timestamp: float | None, zone: str) -> str | None:
     return datetime.fromtimestamp(timestamp, tz).isoformat()
 
 
-def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
-    """One entry per stored job (or only ``job_id``'s), as ``scheduler jobs -o json``
-    prints it."""
+def list_jobs(
+    store: Store, job_id: str | None = None, template: str | None = None
+) -> list[dict[str, Any]]:
+    """One entry per stored job (or only ``job_id``'s, or only instances of ``template``),
+    as ``scheduler jobs -o json`` prints it. ``origin`` is ``file`` (``source``: PATH:LINE)
+    or ``template`` (then ``template`` and ``params`` too)."""
     ours, aps = store.jobs, store.aps_jobs
     query = (
         select(
@@ -166,6 +201,8 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
             ours.c.source,
             ours.c.operator_paused,
             ours.c.updated_at,
+            ours.c.template,
+            ours.c.params,
             aps.c.next_run_time,
         )
         .select_from(ours.outerjoin(aps, aps.c.id == ours.c.id))
@@ -173,6 +210,8 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
     )
     if job_id is not None:
         query = query.where(ours.c.id == job_id)
+    if template is not None:
+        query = query.where(ours.c.template == template)
     with store.engine.connect() as conn:
         rows = list(conn.execute(query))
     last = last_runs(store, job_id)
@@ -205,12 +244,19 @@ def list_jobs(store: Store, job_id: str | None = None) -> list[dict[str, Any]]:
                 "paused_by": paused_by,
                 "state": state,
                 "source": row.source,
+                **_origin(row.template, row.params),
                 "last_outcome": last[row.id][0] if row.id in last else None,
                 "last_run_time": _iso(last[row.id][1], zone) if row.id in last else None,
                 **_freshness_fields(fresh.get(row.id), zone),
             }
         )
     return jobs
+
+
+def _origin(template: str | None, params: str | None) -> dict[str, Any]:
+    if template is None:
+        return {"origin": "file"}
+    return {"origin": "template", "template": template, "params": json.loads(params or "{}")}
 
 
 def _freshness_fields(state: Freshness | None, zone: str) -> dict[str, Any]:
@@ -271,6 +317,11 @@ def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
         store.close()
     if job_id not in stored:
         return JobNotFound(job_id)
+    if stored[job_id].source.startswith("template "):
+        return SchedulerError(
+            f"job '{job_id}' was created from {stored[job_id].source}: "
+            f"`scheduler delete {job_id}` deletes it"
+        )
     return SchedulerError(
         f"job '{job_id}' is declared in {stored[job_id].source}: delete it from that file "
         "(and commit); the next reconcile removes it from the store. To stop it for now, "
@@ -278,13 +329,14 @@ def explain_remove(settings: Settings, job_id: str) -> SchedulerError:
     )
 
 
-def jobs_listing(settings: Settings) -> list[dict[str, Any]]:
+def jobs_listing(settings: Settings, template: str | None = None) -> list[dict[str, Any]]:
     """``scheduler jobs``: from the daemon's API with ``--url``, else from the store."""
     if settings.api_url:
-        return list(call(settings.api_url, "GET", "/jobs")["jobs"])
+        query = {"template": template} if template else {}
+        return list(call(settings.api_url, "GET", "/jobs", params=query)["jobs"])
     store = Store(settings.db, create=False)
     try:
-        return list_jobs(store)
+        return list_jobs(store, None, template)
     finally:
         store.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -34,11 +35,13 @@ from scheduler.durations import Duration, format_duration
 from scheduler.freshness import cron_period
 from scheduler.handlers import Registry, default_registry
 from scheduler.handlers.celery import CeleryDefaults
+from scheduler.params import PARAM_NAME, Limits, Param
 
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 RESERVED_ID_PREFIX = "scheduler."  # the scheduler's own jobs (the built-in cleanup)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # later ones overflow date arithmetic downstream
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN, max_length=100)]
+ParamName = Annotated[str, StringConstraints(pattern=PARAM_NAME)]
 TRIGGER_KEYS = ("cron", "interval", "at")
 DEFAULT_MAX_INSTANCES = 3
 
@@ -380,11 +383,36 @@ def models_for(registry: Registry) -> SpecModels:
         __base__=Defaults,
         **{name: (list[run_union] | None, None) for name in notify},  # type: ignore[call-overload]
     )
+    template_fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in job.model_fields.items()
+    }
+    template_fields["schedule"] = (
+        Schedule | None,
+        Field(default=None, description="the default schedule of an instance that gives none"),
+    )
+    template = create_model(
+        "Template",
+        __config__=ConfigDict(
+            extra="forbid",
+            title="Template",
+            json_schema_extra={
+                "description": "a kind of job created at run time: ${params.NAME} may stand in "
+                "run.command list items, an http url, headers or json, and python kwargs"
+            },
+        ),
+        params=(dict[ParamName, Param], Field(default_factory=dict)),
+        limits=(Limits, Field(default_factory=Limits)),
+        **template_fields,
+    )
     file = create_model(
         "JobFile",
         __config__=ConfigDict(extra="forbid", title="Job file"),
         defaults=(defaults | None, None),
         jobs=(dict[JobId, job], Field(default_factory=dict)),
+        templates=(
+            dict[JobId, template],
+            Field(default_factory=dict, description="kinds of jobs the API may create"),
+        ),
     )
     return SpecModels(job=job, defaults=defaults, file=file, run_types=tuple(sorted(registry)))
 
@@ -400,3 +428,28 @@ def json_schema(models: SpecModels | None = None) -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **schema,
     }
+
+
+def field_names(models: SpecModels) -> set[str]:
+    """Every key name the models know (the vocabulary of "did you mean")."""
+    names: set[str] = set()
+    pending: list[Any] = [models.file]
+    seen: set[Any] = set()
+    while pending:
+        model = pending.pop()
+        if model in seen or not hasattr(model, "model_fields"):
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            names.add(info.alias or name)
+            pending.extend(_models_in(info.annotation))
+    return names
+
+
+def _models_in(annotation: Any) -> Iterator[Any]:
+    if hasattr(annotation, "model_fields"):
+        yield annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        yield from _models_in(arg)
+    for meta in getattr(annotation, "__metadata__", ()) or ():
+        yield from _models_in(meta)

@@ -127,6 +127,30 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _mysql_session(dbapi_conn: Any, _record: Any) -> None:
+    # UTC: the database's clock (``UNIX_TIMESTAMP(NOW(6))``, the lease's) is then never
+    # ambiguous in a DST fall-back hour. Strict: a value too long for its column is an
+    # error, never silently cut (servers may run without STRICT_TRANS_TABLES).
+    cursor = dbapi_conn.cursor()
+    cursor.execute(
+        "SET time_zone = '+00:00', sql_mode = IF(@@sql_mode = '', 'STRICT_ALL_TABLES', "
+        "CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'))"
+    )
+    cursor.close()
+
+
+def server_engine(url: str, **options: Any) -> Engine:
+    """An engine on a database server, set up the same way for every caller (the store,
+    the lease)."""
+    server, connect_args = server_url(url)
+    engine = create_engine(
+        server, connect_args={**connect_args, **options.pop("connect_args", {})}, **options
+    )
+    if engine.dialect.name in schema.MYSQL:
+        event.listen(engine, "connect", _mysql_session)
+    return engine
+
+
 def server_url(url: str) -> tuple[URL, dict[str, Any]]:
     """A server database's URL and connect arguments. ``?prepare_threshold=none`` on a
     psycopg URL turns off server-side prepared statements, which PgBouncer in transaction
@@ -144,8 +168,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
-            server, connect_args = server_url(url)
-            return create_engine(server, pool_pre_ping=True, connect_args=connect_args)
+            return server_engine(url, pool_pre_ping=True)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -182,6 +205,7 @@ class Store:
         self.jobs = schema.jobs
         self.files = schema.files
         self.runs = schema.runs
+        self.templates = schema.templates
 
     def probe_write(self) -> None:
         """Fail now, with the database's own reason, if the store cannot be written (a
@@ -203,9 +227,10 @@ class Store:
                 yield conn
 
     def stored_jobs(
-        self, conn: Connection | None = None, job_id: str | None = None
+        self, conn: Connection | None = None, job_id: str | None = None, *, files_only: bool = False
     ) -> dict[str, Stored]:
-        """Our jobs (or only ``job_id``), their specs still JSON text."""
+        """Our jobs (or only ``job_id``), their specs still JSON text. ``files_only``: only
+        jobs declared in files, not instances of templates (what a reconcile plans over)."""
         query = select(
             self.jobs.c.id,
             self.jobs.c.spec,
@@ -215,6 +240,8 @@ class Store:
         )
         if job_id is not None:
             query = query.where(self.jobs.c.id == job_id)
+        if files_only:
+            query = query.where(self.jobs.c.template.is_(None))
         with self._reading(conn) as c:
             return {
                 row.id: Stored(

@@ -70,7 +70,8 @@ def explain(url: str, exc: BaseException) -> StoreUnavailable:
         return StoreUnavailable(
             url,
             f"its driver is not installed ({exc.name or exc})",
-            "install it, or name an installed driver in the URL, e.g. postgresql+psycopg://",
+            "install it, or name an installed driver in the URL, e.g. postgresql+psycopg:// "
+            "or mysql+pymysql://",
         )
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""

@@ -5,7 +5,7 @@ each taking whole tests in no fixed order, all at once on one machine). A test s
 xdist-safe when nothing it writes or listens on is shared with a test running beside it:
 files go under ``tmp_path`` (or ``tempfile.mkdtemp()`` where a Unix socket needs a short
 path), servers listen on port 0 (or ``_free_port()``) and report the port they got, the
-PostgreSQL store comes from ``store_url``/``pg_database`` (a database per worker, per test),
+server stores come from ``store_url``/``pg_database``/``mysql_database`` (per worker/test),
 Redis and RabbitMQ names carry a random token (``tests/celery_helpers.py``) and a test never
 flushes a Redis database or deletes what it did not create. ``worker_name()`` is the xdist
 worker's id, for anything else that must be told apart. Parallel load makes a machine slower
@@ -192,12 +192,59 @@ def pg_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+MYSQL_URL_ENV = "SCHEDULER_TEST_MYSQL_URL"
+
+
+@pytest.fixture
+def mysql_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """mysql_database() -> the URL of a new, empty MariaDB/MySQL database of this test's own
+    (named <the database of $SCHEDULER_TEST_MYSQL_URL>_<worker>_<test>_<n>, unique across
+    xdist workers and sessions), dropped at the end."""
+    from sqlalchemy import create_engine, make_url, text
+
+    base = os.environ.get(MYSQL_URL_ENV)
+    if not base:
+        pytest.skip(f"MariaDB tests need {MYSQL_URL_ENV} (scripts/test sets it)")
+    admin = create_engine(make_url(base).set(database=""))
+    test = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]
+    stem = f"{make_url(base).database or 'test'}_{worker_name()}_{digest}_{test}"
+    made: list[str] = []
+
+    def create() -> str:
+        name = f"{stem[:58]}_{len(made)}"  # 64 characters at most
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        made.append(name)
+        return make_url(base).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with admin.begin() as conn:
+        for name in made:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def server_database(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """server_database() -> a new, empty database of this test's own, on PostgreSQL and on
+    MariaDB: the servers replicas can share."""
+    fixture = "pg_database" if request.param == "postgresql" else "mysql_database"
+    create: Callable[[], str] = request.getfixturevalue(fixture)
+    return create
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same test against a real SQLite file and the PostgreSQL server of this machine
-    (its URL from $SCHEDULER_TEST_PG_URL, .ci/run sets it; one database per xdist worker)."""
+    """The same test against a real SQLite file, the PostgreSQL server of this machine
+    (its URL from $SCHEDULER_TEST_PG_URL, .ci/run sets it; one database per xdist worker)
+    and its MariaDB server (a database of the test's own, see ``mysql_database``)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if request.param == "mysql":
+        yield request.getfixturevalue("mysql_database")()
         return
     url: str = request.getfixturevalue("worker_pg_url")
     _reset_pg(url)

@@ -1,5 +1,5 @@
-"""Replicas for tests: N ``scheduler run`` daemons on one PostgreSQL store, each with its own
-runtime dir (as on N hosts) and its HTTP API on an ephemeral port."""
+"""Replicas for tests: N ``scheduler run`` daemons on one PostgreSQL or MariaDB store, each
+with its own runtime dir (as on N hosts) and its HTTP API on an ephemeral port."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 
+from scheduler.leadership import db_now
 from scheduler.store import make_engine
 from tests.api_helpers import ApiDaemon
 from tests.daemon_helpers import wait_for
@@ -61,8 +63,8 @@ class Replicas:
                     return None
                 return conn.execute(
                     text(
-                        "SELECT holder, epoch, expires_at - extract(epoch from clock_timestamp())"
-                        " AS remaining FROM scheduler_lease"
+                        f"SELECT holder, epoch, expires_at - {db_now(engine)} AS remaining "
+                        "FROM scheduler_lease"
                     )
                 ).first()
         finally:
@@ -80,6 +82,23 @@ class Replicas:
             return found[0] if found and found[0].role() == "leader" else None
 
         return wait_for(probe, "a replica to lead", timeout)
+
+    def cut_connections(self) -> None:
+        """Kill every other connection to the store, as a database restart or a firewall
+        would (PostgreSQL: pg_terminate_backend; MariaDB: KILL CONNECTION)."""
+        if not self.url.startswith("mysql"):
+            self.sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return
+        ids = self.sql(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        )
+        for (pid,) in ids:
+            with suppress(DBAPIError):  # gone meanwhile
+                self.sql(f"KILL CONNECTION {int(pid)}")
 
     def sql(self, statement: str) -> list[Any]:
         engine = make_engine(self.url)

@@ -1,5 +1,6 @@
-"""A TCP proxy to the real PostgreSQL that a test can cut and restore: the database "gone"
-for replicas that reach it through the proxy, without stopping the shared server."""
+"""A TCP proxy to the real PostgreSQL or MariaDB that a test can cut and restore: the
+database "gone" for replicas that reach it through the proxy, without stopping the shared
+server."""
 
 from __future__ import annotations
 

@@ -121,13 +121,15 @@ def test_health_version_and_metrics(start_api: StartApi, write_jobs: WriteJobs) 
         api.post("/jobs/report/pause")
 
         def scraped() -> str | None:
+            # Both runs: they end in either order (waiting for one only was a race).
             text = api.get("/metrics").text
-            return (
-                text if 'scheduler_runs_total{job="broken",outcome="failure"} 1.0' in text else None
+            ended = (
+                'scheduler_runs_total{job="broken",outcome="failure"} 1.0',
+                'scheduler_runs_total{job="report",outcome="success"} 1.0',
             )
+            return text if all(line in text for line in ended) else None
 
-        metrics = wait_for(scraped, "runs in the metrics")
-        assert 'scheduler_runs_total{job="report",outcome="success"} 1.0' in metrics
+        metrics = wait_for(scraped, "both runs in the metrics")
         assert "scheduler_jobs_stored 2.0" in metrics
         assert "scheduler_jobs_paused 1.0" in metrics
         assert "scheduler_run_duration_seconds_bucket" in metrics

@@ -102,7 +102,7 @@ def test_a_second_daemon_on_the_same_sqlite_store_is_refused_from_another_runtim
     assert last.startswith(f"error: a scheduler daemon ({socket.gethostname()}:{first.proc.pid}:")
     assert last.endswith(
         "already runs for this store: stop it first; several daemons on one store "
-        "(replicas) need PostgreSQL"
+        "(replicas) need PostgreSQL or MariaDB/MySQL"
     )
     assert first.proc.poll() is None
 

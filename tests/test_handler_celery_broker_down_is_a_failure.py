@@ -118,10 +118,9 @@ def test_without_celery_installed_the_run_fails_naming_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "celery", None)  # `import celery` now fails
-    celery_handler._app.cache_clear()
+    monkeypatch.setattr(celery_handler, "_apps", {})  # no client built before
     spec = job(run={"type": "celery", "task": "sd.add", "broker": "redis://127.0.0.1:6379/15"})
     [row] = run_once(tmp_path, spec)
-    celery_handler._app.cache_clear()
     assert row["outcome"] == "failure"
     assert "the celery run type needs Celery, which is not installed" in row["error"]
     assert row["error"].endswith("pip install 'declarative-scheduler[celery]'")

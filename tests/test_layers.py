@@ -9,7 +9,16 @@ import sys
 
 import pytest
 
-PURE = ["scheduler.spec", "scheduler.loader", "scheduler.plan", "scheduler.cron"]
+PURE = [
+    "scheduler.spec",
+    "scheduler.loader",
+    "scheduler.plan",
+    "scheduler.cron",
+    "scheduler.templates",
+    "scheduler.params",
+    "scheduler.tokens",  # read by `scheduler run` before anything starts
+    "scheduler",  # `from scheduler import Scheduler` loads the daemon only when asked
+]
 FORBIDDEN = ["apscheduler", "sqlalchemy", "scheduler.daemon", "scheduler.store", "fastapi"]
 
 

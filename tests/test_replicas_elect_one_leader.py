@@ -1,6 +1,6 @@
-"""Replicas on one PostgreSQL store (issue 8): daemons started at once on an empty database
-all come up and exactly one leads; a standby serves the API and what it is asked to do
-(pause, trigger) takes effect through the leader, answered as the leader answers."""
+"""Replicas on one PostgreSQL or MariaDB store (issue 8): daemons started at once on an empty
+database all come up and exactly one leads; a standby serves the API and what it is asked to
+do (pause, trigger) takes effect through the leader, answered as the leader answers."""
 
 from __future__ import annotations
 
@@ -36,11 +36,11 @@ def _runs(group_sql: Callable[[str], list[object]], job: str) -> int:
 
 
 def test_three_daemons_started_at_once_on_an_empty_database_all_serve_and_one_leads(
-    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, pg_database: Callable[[], str]
+    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, server_database: Callable[[], str]
 ) -> None:
     """Regression (issue 8.5): all but one died with UniqueViolation creating the tables."""
     write_jobs("a.yaml", TICKER)
-    with replicas(jobs_dir, pg_database(), tmp_path) as group:
+    with replicas(jobs_dir, server_database(), tmp_path) as group:
         started = [group.start() for _ in range(3)]
         for replica in started:
             replica.wait_log(r"scheduler running|standing by", timeout=30)
@@ -64,10 +64,10 @@ def test_three_daemons_started_at_once_on_an_empty_database_all_serve_and_one_le
 
 
 def test_a_standby_pauses_and_triggers_through_the_leader(
-    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, pg_database: Callable[[], str]
+    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, server_database: Callable[[], str]
 ) -> None:
     write_jobs("a.yaml", TICKER)
-    with replicas(jobs_dir, pg_database(), tmp_path) as group:
+    with replicas(jobs_dir, server_database(), tmp_path) as group:
         first = group.start()
         first.wait_log(r"scheduler running", timeout=30)
         second = group.start()

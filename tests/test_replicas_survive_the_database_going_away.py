@@ -17,21 +17,20 @@ from tests.replica_helpers import replicas
 from tests.tcp_proxy import Proxy
 
 LEASE = 2.0
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 @pytest.fixture
-def proxy() -> Iterator[Proxy]:
-    gate = Proxy(("127.0.0.1", 5432))
-    yield gate
+def proxied(server_database: Callable[[], str]) -> Iterator[tuple[str, Proxy]]:
+    """A new database's URL through a proxy that can cut the way to its server."""
+    url = make_url(server_database())
+    gate = Proxy((url.host or "127.0.0.1", url.port or DEFAULT_PORTS[url.get_backend_name()]))
+    yield url.set(port=gate.port).render_as_string(hide_password=False), gate
     gate.close()
 
 
 def test_replicas_stop_firing_report_503_and_resume_when_the_database_returns(
-    jobs_dir: Path,
-    write_jobs: WriteJobs,
-    tmp_path: Path,
-    pg_database: Callable[[], str],
-    proxy: Proxy,
+    jobs_dir: Path, write_jobs: WriteJobs, tmp_path: Path, proxied: tuple[str, Proxy]
 ) -> None:
     out = tmp_path / "out.txt"
     write_jobs(
@@ -43,7 +42,7 @@ jobs:
     run: {{type: command, command: 'date +%s.%N >> {out}'}}
 """,
     )
-    url = make_url(pg_database()).set(port=proxy.port).render_as_string(hide_password=False)
+    url, proxy = proxied
 
     def ticks() -> list[float]:
         return [float(t) for t in out.read_text().split()] if out.exists() else []

@@ -82,6 +82,8 @@ def _assert_upgraded(jobs_dir: Path, url: str, runtime_dir: Path, expected: str)
         done = _cli(jobs_dir, url, runtime_dir, verb, "--output", "json")
         assert done.returncode == 0, done.stderr
         want = json.loads((FIXTURES / f"{expected}-{verb}.json").read_text())
+        if verb == "jobs":  # 0004: every job of that release was declared in a file
+            want = [{**job, "origin": "file"} for job in want]
         assert json.loads(done.stdout) == want, verb
     assert _revision(url) == schema.HEAD
     # Still a working store: the paused job resumes, and the files reconcile to no change.
@@ -92,6 +94,17 @@ def _assert_upgraded(jobs_dir: Path, url: str, runtime_dir: Path, expected: str)
     # No job changes; the parse cache is rewritten because it is keyed by the run types,
     # and 0.1.0 had no `celery`.
     assert done.stdout == "Applied: 0 added, 0 updated, 0 removed, 3 unchanged.\n"
+    # 0004: templates and their instances live beside the old jobs.
+    (jobs_dir / "templates.yaml").write_text(
+        "templates:\n  greet:\n    params: {who: {type: string, required: true}}\n"
+        '    run: {type: command, command: [echo, "${params.who}"]}\n'
+    )
+    assert _cli(jobs_dir, url, runtime_dir, "reconcile").returncode == 0
+    done = _cli(jobs_dir, url, runtime_dir, "create", "greet", "-p", "who=x", "--in", "1h")
+    assert done.returncode == 0, done.stderr
+    done = _cli(jobs_dir, url, runtime_dir, "jobs", "-o", "json")
+    listed = {job["id"]: job["origin"] for job in json.loads(done.stdout)}
+    assert sorted(listed.values()) == ["file", "file", "file", "template"], listed
 
 
 def test_a_sqlite_store_of_the_release_before_upgrades_in_place(
@@ -132,11 +145,12 @@ def test_a_store_newer_than_the_code_is_refused_with_what_to_do(
     assert "upgrade declarative-scheduler" in done.stderr
 
 
-def test_many_processes_opening_one_empty_postgresql_store_at_once_all_succeed(
-    jobs_dir: Path, runtime_dir: Path, pg_database: Callable[[], str]
+def test_many_processes_opening_one_empty_server_store_at_once_all_succeed(
+    jobs_dir: Path, runtime_dir: Path, server_database: Callable[[], str]
 ) -> None:
-    """Regression (issue 8.5): the tables were created by every process at once."""
-    url = pg_database()
+    """Regression (issue 8.5): the tables were created by every process at once. MariaDB
+    too: its DDL commits on its own, so only its schema lock (GET_LOCK) orders them."""
+    url = server_database()
     script = "import sys; from scheduler.store import Store; Store(sys.argv[1]).close()"
     procs = [
         subprocess.Popen(

@@ -29,7 +29,7 @@ def _store_at_0001(url: str) -> None:
             text(
                 "INSERT INTO scheduler_runs (run_id, job_id, scheduled_time, started_at, "
                 "finished_at, outcome, exit_code, attempt, output_tail, error) VALUES "
-                "('a' || '0', 'old', 1.0e9, 1.0e9, 1.0e9 + 2, 'success', 0, 1, 'old\n', NULL)"
+                "('a0', 'old', 1.0e9, 1.0e9, 1.0e9 + 2, 'success', 0, 1, 'old\n', NULL)"
             )
         )
         assert schema.current_revision(conn) == "0001"

@@ -35,6 +35,13 @@ class HandlerType:
     args: type[BaseModel]
     run: Callable[[RunContext, Any], Awaitable[Result]] | None = None
     description: str = ""
+    # Optional, for types that hand work to another system. ``prepare(args)`` is called off
+    # the event loop shortly before a run is due, so the run starts as fast as any later
+    # one (a Celery client imports Celery and connects); best effort, it never raises.
+    # ``stop_lost(args, task_id)`` stops the work of a run a dead daemon left behind and
+    # returns what to add to the run's error (``lost``).
+    prepare: Callable[[Any], None] | None = None
+    stop_lost: Callable[[Any, str], Awaitable[str]] | None = None
 
 
 OUTPUT_TAIL_BYTES = 64 * 1024

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import string
+import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -202,10 +203,23 @@ async def _call(fn: Callable[[], T], timeout: float) -> T:
     return await asyncio.wait_for(future, timeout)
 
 
-@cache
+_apps: dict[tuple[str, str | None], Any] = {}
+_apps_lock = threading.Lock()
+
+
 def _app(broker: str, backend: str | None) -> Any:
     """One client per broker (and backend), kept for the daemon's life (its connection
-    pool is reused). The sender has no backend: Redis' would subscribe to every task."""
+    pool is reused). The sender has no backend: Redis' would subscribe to every task.
+    Built on a client thread or the warm-up's, never on the loop (importing Celery and its
+    transport takes a tenth of a second)."""
+    with _apps_lock:
+        app = _apps.get((broker, backend))
+        if app is None:
+            app = _apps[broker, backend] = _new_app(broker, backend)
+        return app
+
+
+def _new_app(broker: str, backend: str | None) -> Any:
     try:
         from celery import Celery
     except ImportError as exc:
@@ -273,29 +287,96 @@ class Sender:
         to find out; a pipelined batch is written or not as one)."""
         try:
             with self.app.producer_or_acquire() as producer:
+                # Each queue is declared once per batch (kombu remembers it per connection)
+                # rather than by every send: that check was a third of a send's cost.
+                declare(self.app, producer, {o.message["queue"] for o in batch})
                 # Kombu 5.7+ pipelines a batch to Redis: one round trip, not one per task.
                 batching = getattr(producer, "batch", None)
                 with batching(4 * BATCH_LIMIT) if batching else contextlib.nullcontext():
                     for outgoing in batch:
                         if not outgoing.future.done():
-                            self.app.send_task(producer=producer, **outgoing.message)
+                            self.app.send_task(
+                                producer=producer,
+                                declare=[],
+                                add_to_parent=False,  # no task of ours is its parent
+                                **outgoing.message,
+                            )
         except Exception as exc:
             return [exc] * len(batch)
         return [None] * len(batch)
 
 
-_senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Sender]] = (
-    weakref.WeakKeyDictionary()
-)
+def declare(app: Any, producer: Any, queues: set[str | None]) -> None:
+    """Declare the queues as ``send_task`` would (the named queue, or Celery's default)."""
+    for name in queues:
+        producer.maybe_declare(app.amqp.queues[name or app.conf.task_default_queue])
 
 
-def _sender(broker: str) -> Sender:
+_senders: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Future[Sender]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _sender(broker: str) -> Sender:
     # Per event loop, as its drains are tasks of one loop (``scheduler trigger`` and tests
-    # run several loops in one process).
+    # run several loops in one process). The first run of a broker builds its client on a
+    # thread; the runs due with it wait for that one build.
     per_loop = _senders.setdefault(asyncio.get_running_loop(), {})
-    if broker not in per_loop:
-        per_loop[broker] = Sender(_app(broker, None))
-    return per_loop[broker]
+    future = per_loop.get(broker)
+    if future is None:
+        future = per_loop[broker] = asyncio.ensure_future(_new_sender(broker))
+    try:
+        return await asyncio.shield(future)
+    except Exception:
+        if per_loop.get(broker) is future:
+            del per_loop[broker]  # the next run tries again
+        raise
+
+
+async def _new_sender(broker: str) -> Sender:
+    return Sender(await _client(broker, None))
+
+
+async def _client(broker: str, backend: str | None) -> Any:
+    """``_app``, from the loop: built on a thread unless ``prepare`` built it already."""
+    app = _apps.get((broker, backend))
+    if app is None:
+        app = await _call(functools.partial(_app, broker, backend), SEND_TIMEOUT)
+    return app
+
+
+_prepared: set[tuple[str, str | None, str | None]] = set()
+_unprepared: dict[tuple[str, str | None, str | None], str] = {}
+
+
+def prepare(args: CeleryArgs) -> None:
+    """Before a celery run is due, off the loop: import Celery, build the client, connect
+    the producers a burst sends on and declare the queue, so that the first sends of 1,000
+    runs due together do not wait a fifth of a second for all that. Best effort: a broker
+    down now is the run's own failure when it is due."""
+    try:
+        broker = _expand(args.broker, "broker")
+        backend = None if args.backend is None else _expand(args.backend, "backend")
+    except UnsetVariable:
+        return  # the run says so when it is due
+    key = (broker, backend, args.queue)
+    if key in _prepared:
+        return
+    try:
+        app = _app(broker, None)
+        with contextlib.ExitStack() as stack:
+            for _ in range(SEND_BATCHES):
+                declare(app, stack.enter_context(app.producer_or_acquire()), {args.queue})
+        if backend is not None:
+            _app(broker, backend).backend  # noqa: B018  (builds the result client)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        if _unprepared.get(key) != why:  # once per cause, not every look ahead
+            log.info("celery client not ready ahead of a run (%s)", why)
+        _unprepared[key] = why
+        return
+    _unprepared.pop(key, None)
+    _prepared.add(key)
 
 
 @dataclass
@@ -447,9 +528,11 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
     try:
         broker = _expand(args.broker, "broker")
         backend = None if args.backend is None else _expand(args.backend, "backend")
-        sender = _sender(broker)
+        sender = await _sender(broker)
     except (CeleryMissing, UnsetVariable) as exc:
         return Result("failure", error=str(exc))
+    except TimeoutError:
+        return Result("failure", error=f"the Celery client did not start in {SEND_TIMEOUT:g}s")
     expires = args.expires.total_seconds() if args.expires else ctx.timeout
     task_id = ctx.run_id
 
@@ -469,7 +552,7 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
         announce()
         if backend is None:
             return Result("sent", output=f"celery task {task_id} sent to {args.queue or 'celery'}")
-        meta = await _watch(_app(broker, backend), backend).wait(task_id, announce)
+        meta = await _watch(await _client(broker, backend), backend).wait(task_id, announce)
     except asyncio.CancelledError:
         # Stopped (timeout, replace, shutdown) while sending or waiting: the task may be
         # queued or running by now. Revoking an id no worker has seen is harmless (workers
@@ -481,4 +564,21 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
     return outcome_of(meta)
 
 
-HANDLER = HandlerType("celery", CeleryArgs, run_celery, CeleryArgs.__doc__ or "")
+async def stop_lost(args: CeleryArgs, task_id: str) -> str:
+    """A run a dead daemon left with its task queued or running: revoke the task."""
+    try:
+        broker = _expand(args.broker, "broker")
+        app = await _client(broker, None)
+    except Exception as exc:
+        return f"celery task {task_id} could not be revoked ({type(exc).__name__}: {exc})"
+    return await _revoke(app, task_id)
+
+
+HANDLER = HandlerType(
+    "celery",
+    CeleryArgs,
+    run_celery,
+    CeleryArgs.__doc__ or "",
+    prepare=prepare,
+    stop_lost=stop_lost,
+)

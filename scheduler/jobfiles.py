@@ -1,0 +1,68 @@
+"""Finding and reading job files: which entries of a jobs dir are job files, and their
+bytes or the problem that keeps them from being read (never skipped: that would remove
+their jobs). Callers: ``loader``, ``reconciler``. Never imports apscheduler.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from scheduler.errors import SpecProblem
+from scheduler.yamldoc import LIMITS, MiB
+
+JOB_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+def job_files(root: Path) -> list[Path]:
+    """Job files under ``root``, sorted: every ``*.yaml``/``*.yml`` entry, including those
+    that cannot be read (a dangling symlink, a directory named ``x.yaml``), which
+    ``read_job_file`` then reports: skipping them would remove their jobs. Hidden entries
+    (editor temp files, ConfigMap ``..data`` internals) are ignored; symlinks to files are
+    followed."""
+    if root.is_file():
+        return [root]
+    found = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix in JOB_FILE_SUFFIXES:
+            found.append(path)
+    return sorted(found)
+
+
+def read_job_file(path: Path) -> bytes | SpecProblem:
+    """A job file's bytes, or the problem that keeps it from being read (never skipped)."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(LIMITS.file_bytes + 1)
+    except OSError as exc:
+        return SpecProblem(str(path), 1, 1, _unreadable(path, exc))
+    if len(raw) > LIMITS.file_bytes:
+        return SpecProblem(str(path), 1, 1, too_big(path.stat().st_size))
+    return raw
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop: fix or remove the link (its jobs are kept until then)"
+    if path.is_symlink() and isinstance(exc, FileNotFoundError):
+        target = os.readlink(path)
+        return (
+            f"symlink to {target} points at nothing (a broken mount?): fix or remove the link "
+            "(its jobs are kept until then)"
+        )
+    if isinstance(exc, IsADirectoryError):
+        return "a directory named like a job file: rename it (job files are files)"
+    if isinstance(exc, PermissionError):
+        return "cannot read job file: permission denied: let the scheduler's user read it"
+    return f"cannot read job file: {exc.strerror or exc}: fix it or remove it"
+
+
+def too_big(size: int) -> str:
+    return (
+        f"job file of {size} bytes is larger than the limit of {LIMITS.file_bytes} "
+        f"({LIMITS.file_bytes // MiB} MiB): split it into several files"
+    )
