@@ -1,7 +1,9 @@
 """A real Celery worker (``celery -A tests.celery_tasks worker``, prefork: revoke with
 terminate=True needs a child process to kill) on Redis or RabbitMQ, with Redis as the
-result backend. Each worker gets its own Redis databases and queue names, so runs of
-different tests and brokers never cross. Used by the ``celery`` handler tests and bench/.
+result backend. Each worker gets its own queue names (a random token), so runs of different
+tests, brokers, xdist workers and sessions never cross; nothing is flushed, only the
+worker's own queues are deleted at the end (results expire by themselves). Used by the
+``celery`` handler tests and bench/.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from tests.daemon_helpers import wait_for
 
 REDIS = "redis://127.0.0.1:6379"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
-# Redis databases of these tests: broker and backend per broker kind (others use 0-9).
+# Redis databases of these tests: broker and backend per broker kind (others use 0-9);
+# shared by every worker at once, so everything in them is named with a worker's token.
 BROKERS = {
     "redis": (f"{REDIS}/12", f"{REDIS}/13"),
     "rabbitmq": (RABBITMQ, f"{REDIS}/14"),
@@ -47,14 +50,6 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def _flush(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
 
 
 def _delete_queues(broker: str, names: list[str]) -> None:
@@ -83,10 +78,6 @@ def celery_worker(
     first = token is None
     token = token or secrets.token_hex(4)
     queues = {name: f"sdtest-{name}-{token}" for name in queue_names}
-    if first:
-        for url in {broker, backend}:
-            if url.startswith("redis"):
-                _flush(url)
     hostname = f"sdtest-{kind}-{token}-{secrets.token_hex(2)}@localhost"
     log_path = log_dir / f"celery-{kind}-{token}.log"
     env = {**os.environ, "SD_CELERY_BROKER": broker, "SD_CELERY_BACKEND": backend}
@@ -125,7 +116,7 @@ def celery_worker(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if first and not broker.startswith("redis"):
+        if first:
             _delete_queues(broker, list(queues.values()))
 
 

@@ -1,7 +1,22 @@
-"""Shared fixtures: a jobs directory on tmp_path, a job-file writer, and the CLI."""
+"""Shared fixtures: a jobs directory on tmp_path, a job-file writer, and the CLI.
+
+The suite runs in parallel (``scripts/test`` passes ``-n``: pytest-xdist worker processes,
+each taking whole tests in no fixed order, all at once on one machine). A test stays
+xdist-safe when nothing it writes or listens on is shared with a test running beside it:
+files go under ``tmp_path`` (or ``tempfile.mkdtemp()`` where a Unix socket needs a short
+path), servers listen on port 0 (or ``_free_port()``) and report the port they got, the
+server stores come from ``store_url``/``pg_database``/``mysql_database`` (per worker/test),
+Redis and RabbitMQ names carry a random token (``tests/celery_helpers.py``) and a test never
+flushes a Redis database or deletes what it did not create. ``worker_name()`` is the xdist
+worker's id, for anything else that must be told apart. Parallel load makes a machine slower
+at random: wait for the condition a test needs (``wait_for``), never for a fixed time. Tests
+that must share one costly process (a module fixture) can be kept on one worker with
+``pytest.mark.xdist_group`` (``scripts/test`` runs ``--dist loadgroup``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -77,6 +92,65 @@ def simple_job(job_id: str = "hello", cron: str = "0 9 * * *", extra: str = "") 
 PG_URL_ENV = "SCHEDULER_TEST_PG_URL"
 
 
+def worker_name() -> str:
+    """This pytest-xdist worker's id (``gw0``, ``gw1``...), ``main`` when run without -n."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_runtime_dir() -> Iterator[None]:
+    """Each worker gets its own ``$XDG_RUNTIME_DIR``: a daemon's lock and socket, and the
+    command line looking for them, never meet another worker's (tests that start a daemon
+    give it a directory of its own besides: ``runtime_dir``)."""
+    path = tempfile.mkdtemp(prefix=f"sd-{worker_name()}-")
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = path
+    yield
+    if saved is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = saved
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _pg_base() -> str:
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV} (set by .ci/run)")
+    return url
+
+
+def _ensure_pg_database(url: str) -> None:
+    """Create the database of ``url`` if it does not exist yet."""
+    from sqlalchemy import create_engine, make_url, text
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+        ).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_pg_url() -> str:
+    """$SCHEDULER_TEST_PG_URL's database under xdist gets the worker's id appended
+    (``test_gw0``...; created if missing): the store tests drop every table in it."""
+    from sqlalchemy import make_url
+
+    base = _pg_base()
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return base
+    parsed = make_url(base)
+    url = parsed.set(database=f"{parsed.database}_{worker_name()}")
+    rendered = url.render_as_string(hide_password=False)
+    _ensure_pg_database(rendered)
+    return rendered
+
+
 def _reset_pg(url: str) -> None:
     """Drop every table (the store's, Alembic's version table, whatever a migration adds)."""
     from sqlalchemy import MetaData, create_engine
@@ -92,18 +166,19 @@ def _reset_pg(url: str) -> None:
 @pytest.fixture
 def pg_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     """pg_database() -> the URL of a new, empty PostgreSQL database of this test's own
-    (named replicas_<test>_<n>), dropped at the end."""
+    (named <base database>_<worker>_<test>_<n>, unique across sessions sharing the server
+    with their own $SCHEDULER_TEST_PG_URL, and across xdist workers), dropped at the end."""
     from sqlalchemy import create_engine, make_url, text
 
-    base = os.environ.get(PG_URL_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV} (set by .ci/run)")
+    base = _pg_base()
     admin = create_engine(make_url(base).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    stem = "replicas_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())
+    test = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]
+    stem = f"{make_url(base).database}_{worker_name()}_{digest}_{test}"
     made: list[str] = []
 
     def create() -> str:
-        name = f"{stem[:50]}_{len(made)}"
+        name = f"{stem[:58]}_{len(made)}"
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -123,7 +198,8 @@ MYSQL_URL_ENV = "SCHEDULER_TEST_MYSQL_URL"
 @pytest.fixture
 def mysql_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     """mysql_database() -> the URL of a new, empty MariaDB/MySQL database of this test's own
-    (named <the database of $SCHEDULER_TEST_MYSQL_URL>_<test>_<n>), dropped at the end."""
+    (named <the database of $SCHEDULER_TEST_MYSQL_URL>_<worker>_<test>_<n>, unique across
+    xdist workers and sessions), dropped at the end."""
     from sqlalchemy import create_engine, make_url, text
 
     base = os.environ.get(MYSQL_URL_ENV)
@@ -131,7 +207,8 @@ def mysql_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]
         pytest.skip(f"MariaDB tests need {MYSQL_URL_ENV} (scripts/test sets it)")
     admin = create_engine(make_url(base).set(database=""))
     test = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())
-    stem = f"{make_url(base).database or 'test'}_{test}"
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]
+    stem = f"{make_url(base).database or 'test'}_{worker_name()}_{digest}_{test}"
     made: list[str] = []
 
     def create() -> str:
@@ -161,17 +238,15 @@ def server_database(request: pytest.FixtureRequest) -> Callable[[], str]:
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The same test against a real SQLite file, the PostgreSQL server of this machine
-    (its URL from $SCHEDULER_TEST_PG_URL; .ci/run sets it) and its MariaDB server (a
-    database of the test's own, see ``mysql_database``)."""
+    (its URL from $SCHEDULER_TEST_PG_URL, .ci/run sets it; one database per xdist worker)
+    and its MariaDB server (a database of the test's own, see ``mysql_database``)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
     if request.param == "mysql":
         yield request.getfixturevalue("mysql_database")()
         return
-    url = os.environ.get(PG_URL_ENV)
-    if not url:
-        pytest.skip(f"PostgreSQL store tests need {PG_URL_ENV} (set by .ci/run)")
+    url: str = request.getfixturevalue("worker_pg_url")
     _reset_pg(url)
     yield url
     _reset_pg(url)

@@ -24,7 +24,15 @@ QUEUES = ["success", "failure", "timeout", "sent", "forbid", "replace"]
 SLOW = 30  # seconds a slow task would run if nothing stopped it
 
 
-@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+# Under xdist each broker's tests stay on one worker (scripts/test: --dist loadgroup), so a
+# celery worker starts once per broker, not once per xdist worker.
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(kind, marks=pytest.mark.xdist_group(f"celery-{kind}"))
+        for kind in ("redis", "rabbitmq")
+    ],
+)
 def worker(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Worker]:

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import WriteJobs
-from tests.daemon_helpers import wait_for
+from tests.daemon_helpers import DEADLINE, wait_for
 
 PLUGIN = """
 from pathlib import Path
@@ -105,7 +105,12 @@ jobs:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: scheduler("trigger", "stamper").returncode == 0 or None, "a trigger")
+        # The daemon starts meanwhile: as long as wait_ready gives any daemon to start.
+        wait_for(
+            lambda: scheduler("trigger", "stamper").returncode == 0 or None,
+            "a trigger",
+            timeout=3 * DEADLINE,
+        )
         wait_for(lambda: target.exists() or None, "the stamp")
         assert target.read_text() == "stamped by stamper"
 
