@@ -221,7 +221,7 @@ def test_the_command_line_can_act_through_the_api(
     assert cli("resume", "report").stdout.strip() == "report resumed"
     assert cli("trigger", "report").exit_code == 0
     wait_for(lambda: json.loads(cli("history", "report", "-o", "json").stdout) or None, "a run")
-    assert cli("trigger", "report").returncode == 0
+    assert cli("trigger", "report").exit_code == 0
     wait_for(
         lambda: len(json.loads(cli("history", "report", "-o", "json").stdout)) >= 2 or None,
         "a second run",
