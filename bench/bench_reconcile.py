@@ -757,7 +757,7 @@ def main() -> None:
         jobs = JobsDir(work / "jobs.d", args.jobs, args.files, changed_file=args.files // 2)
         jobs.create()
         (work / "naive.py").write_text(NAIVE_SCRIPT)
-        (work / "run").mkdir()
+        (work / "run").mkdir(mode=0o700)  # the scheduler refuses a shared runtime dir
         env = {**os.environ, "XDG_RUNTIME_DIR": str(work / "run")}
         print(
             f"\nScenario: {args.jobs} jobs in {args.files} files; one file = "

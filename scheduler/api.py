@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol
+from urllib.parse import urlencode
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -28,7 +29,7 @@ from scheduler import __version__
 from scheduler.api_auth import BINDING, Binding, authorize, control_of, local_clients_only
 from scheduler.api_instances import router as instance_routes
 from scheduler.errors import JobNotFound, SchedulerError
-from scheduler.history import list_runs
+from scheduler.history import BadCursor, runs_page
 from scheduler.http_guard import RequestGuard, is_loopback
 from scheduler.jobpage import FIRES, page_context, visible
 from scheduler.lookup import RunNotFound, find_run, job_detail
@@ -230,20 +231,53 @@ async def get_job(
         raise HTTPException(404, f"no job '{job_id}': GET /jobs lists them") from None
 
 
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Before = Annotated[
+    str | None,
+    Query(description="a cursor from the previous page's Link header (rel=next): older runs"),
+]
+
+
+async def _runs_page(
+    control: Control,
+    request: Request,
+    response: Response,
+    job_id: str | None,
+    limit: int,
+    before: str | None,
+) -> list[dict[str, Any]]:
+    """A page of runs; the next one's URL goes in a ``Link: <...>; rel="next"`` header (the
+    body stays a list, as before paging)."""
+    try:
+        page, following = await asyncio.to_thread(runs_page, control.store, job_id, limit, before)
+    except BadCursor as exc:
+        raise HTTPException(422, str(exc)) from None
+    if following is not None:
+        query = urlencode({**request.query_params, "before": following})
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return page
+
+
 @router.get("/jobs/{job_id}/runs", response_model=list[Run])
 async def get_runs(
-    control: Ctl, job_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+    control: Ctl,
+    job_id: str,
+    request: Request,
+    response: Response,
+    limit: Limit = 20,
+    before: Before = None,
 ) -> list[dict[str, Any]]:
+    """The job's runs, newest first; the Link header (rel=next) points at older ones."""
     await asyncio.to_thread(_find, control, job_id)
-    return await asyncio.to_thread(list_runs, control.store, job_id, limit)
+    return await _runs_page(control, request, response, job_id, limit, before)
 
 
 @router.get("/runs", response_model=list[Run])
 async def get_all_runs(
-    control: Ctl, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+    control: Ctl, request: Request, response: Response, limit: Limit = 20, before: Before = None
 ) -> list[dict[str, Any]]:
-    """Every job's runs, newest first."""
-    return await asyncio.to_thread(list_runs, control.store, None, limit)
+    """Every job's runs, newest first; the Link header (rel=next) points at older ones."""
+    return await _runs_page(control, request, response, None, limit, before)
 
 
 @router.get("/runs/{run_id}", response_model=Run)
@@ -415,11 +449,13 @@ def _strips(store: Store) -> dict[str, list[dict[str, Any]]]:
         for row in conn.execute(query):
             strip = strips.setdefault(row.job_id, [])
             if len(strip) < STRIP_RUNS:
-                started = datetime.fromtimestamp(row.started_at, UTC).isoformat()
+                started = datetime.fromtimestamp(row.started_at, UTC)
                 strip.append(
                     {
                         "outcome": row.outcome,
-                        "started_at": started,
+                        # As ``when`` shows times, formatted here: 5,000 round trips
+                        # through ISO text were a fifth of the page's time.
+                        "started": started.isoformat(sep=" ", timespec="seconds"),
                         "task_id": row.task_id,  # a Celery run's, shown with its last run
                         "worker": row.worker,
                     }

@@ -21,13 +21,13 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import Connection, bindparam, select
 
+from scheduler.arming import Arming, description, schedule_of
 from scheduler.durations import parse_duration
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan, Stored, Update
 from scheduler.spec import canonical_text
 from scheduler.store import CachedFile, Store
-from scheduler.triggers import build_trigger, describe_schedule
 
 RUNNER_REF = "scheduler.runner:run_job"
 EXECUTOR = "default"
@@ -145,17 +145,18 @@ def apply_instances(
 def _apply(store: Store, conn: Connection, plan: Plan[DeclaredJob], now: datetime) -> None:
     stamp = time.time()
     batch = _Batch([], [], [], [])
+    arming = Arming(now)  # jobs with equal schedules share one trigger and first fire time
     existing = _aps_states(store, conn, [u.job.id for u in plan.update] + [a.id for a in plan.add])
     for job in plan.add:
         if job.id in existing:
             raise ForeignJob(job.id)
-        trigger = build_trigger(job.schedule, now)
-        nrt = None if job.canonical["paused"] else trigger.get_next_fire_time(None, now)
+        trigger, first = arming.first_fire(job)
+        nrt = None if job.canonical["paused"] else first
         batch.aps_insert.append(_row(job_state(job.id, job.canonical, trigger, nrt)))
         batch.ours_insert.append(_ours(job, operator_paused=False, stamp=stamp))
     for update in plan.update:
         state = _updated_state(
-            update.job, update.stored, existing.get(update.job.id), update.reschedules, now
+            update.job, update.stored, existing.get(update.job.id), update.reschedules, arming
         )
         if state is not None:
             target = batch.aps_update if update.job.id in existing else batch.aps_insert
@@ -165,15 +166,16 @@ def _apply(store: Store, conn: Connection, plan: Plan[DeclaredJob], now: datetim
 
 
 def _updated_state(
-    job: DeclaredJob, stored: Stored, old: dict[str, Any] | None, reschedules: bool, now: datetime
+    job: DeclaredJob, stored: Stored, old: dict[str, Any] | None, reschedules: bool, arming: Arming
 ) -> dict[str, Any] | None:
+    now = arming.now
     paused = job.canonical["paused"] or stored.operator_paused
     was_paused = bool(stored.canonical.get("paused")) or stored.operator_paused
     if reschedules or old is None:
         if old is None and not reschedules:
             return None  # a finished one-shot (APScheduler dropped it): do not re-arm it
-        trigger = build_trigger(job.schedule, now)
-        nrt = None if paused else trigger.get_next_fire_time(None, now)
+        trigger, first = arming.first_fire(job)
+        nrt = None if paused else first
     else:
         trigger = old["trigger"]
         nrt = old["next_run_time"]
@@ -190,16 +192,18 @@ _APS_OPTIONS = ("misfire_grace_time", "coalesce", "max_instances", "next_run_tim
 
 
 def summary(job: DeclaredJob) -> dict[str, Any]:
-    """What ``scheduler jobs`` shows of a spec, computed once when it is written."""
-    schedule, canonical = job.schedule, job.canonical
+    """What ``scheduler jobs`` shows of a spec, computed once when it is written (from the
+    normalized spec: no model is rebuilt per job)."""
+    schedule, canonical = schedule_of(job), job.canonical
+    expect = canonical.get("expect")
     return {
-        "schedule": describe_schedule(schedule),
+        "schedule": description(job),
         "timezone": schedule.timezone,
         "handler": canonical["run"]["type"],
         "paused": canonical["paused"],
         "end": schedule.end.timestamp() if schedule.end else None,
         "description": canonical["description"],
-        "expect": job.spec.expect.succeeds_within.total_seconds() if job.spec.expect else None,
+        "expect": parse_duration(expect["succeeds_within"]).total_seconds() if expect else None,
     }
 
 

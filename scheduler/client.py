@@ -5,9 +5,12 @@ the local socket and store. Errors come back as the same exceptions as locally."
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
+
+if TYPE_CHECKING:
+    import httpx
 
 TOKEN_ENV = "SCHEDULER_API_TOKEN"
 
@@ -17,6 +20,22 @@ class ApiError(SchedulerError):
 
 
 def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
+    """The JSON answer of one request; None for 204 No Content (a DELETE)."""
+    response = _request(base_url, method, path, **kwargs)
+    return None if response.status_code == 204 else response.json()
+
+
+def call_page(base_url: str, path: str, params: dict[str, Any]) -> tuple[Any, str | None]:
+    """A GET of one page and the ``before`` cursor of the next (its Link header, rel=next)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    response = _request(base_url, "GET", path, params=params)
+    following = response.links.get("next", {}).get("url")
+    cursors = parse_qs(urlsplit(following).query).get("before") if following else None
+    return response.json(), cursors[0] if cursors else None
+
+
+def _request(base_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
     import httpx  # 60 ms of imports that only --url needs
 
     token = os.environ.get(TOKEN_ENV)
@@ -30,10 +49,8 @@ def call(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
             response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
         raise ApiError(f"cannot reach the scheduler API at {base_url}: {exc}") from None
-    if response.status_code == 204:
-        return None
     if response.status_code < 400:
-        return response.json()
+        return response
     try:
         detail = response.json().get("detail")
     except ValueError:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from scheduler.durations import format_duration
 from scheduler.freshness import Freshness
 
 
@@ -77,6 +76,8 @@ def _freshness_fields(state: Freshness | None, zone: str) -> dict[str, Any]:
     """Only for jobs that declare ``expect``: other jobs' entries stay as they were."""
     if state is None:
         return {}
+    from scheduler.durations import format_duration  # pydantic's types: only when needed
+
     return {
         "expect": format_duration(timedelta(seconds=state.window)),
         "last_success_time": iso(state.last_success, zone),

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,12 @@ class _Validator:
     def __init__(self, models: SpecModels) -> None:
         self.models = models
         self.file_defaults: dict[str, Any] = {}
-        self.vocabulary = sorted(field_names(models))
+
+    @cached_property
+    def vocabulary(self) -> list[str]:
+        # Only a misspelt key needs it: walking every model per file was 2 ms a file
+        # (20 s for 10,000 one-job files).
+        return sorted(field_names(self.models))
 
     def jobs(
         self,

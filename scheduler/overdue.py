@@ -23,7 +23,6 @@ from sqlalchemy import func, select
 
 from scheduler.freshness import Freshness, evaluate
 from scheduler.history import RunRecord
-from scheduler.runner import new_run_id
 from scheduler.store import Store
 
 log = logging.getLogger("scheduler.overdue")
@@ -171,6 +170,8 @@ class OverdueWatch:
         return fresh
 
     def _row(self, job_id: str, state: Freshness, now: float) -> dict[str, Any]:
+        from scheduler.runner import new_run_id  # the daemon's: `scheduler jobs` needs none
+
         last = "never" if state.last_success is None else _iso(state.last_success)
         return RunRecord(
             new_run_id(),

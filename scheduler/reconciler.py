@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scheduler import __version__
 from scheduler.apply import FileCacheUpdate, apply_plan
 from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
 from scheduler.handlers import default_registry
@@ -36,6 +35,7 @@ from scheduler.plan import Plan, plan
 from scheduler.store import CachedFile, Store
 from scheduler.template_plan import Rerender, plan_templates
 from scheduler.templates import DeclaredTemplate
+from scheduler.unchanged import cache_key
 
 
 class EmptyJobsDir(SchedulerError):
@@ -75,8 +75,7 @@ class ReconcileResult:
 
 def cache_version() -> str:
     """Cached parses are only valid for the same scheduler and handler types."""
-    key = f"{__version__}|{','.join(sorted(default_registry()))}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_key(tuple(default_registry()))
 
 
 def load_desired(

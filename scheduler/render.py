@@ -4,12 +4,13 @@ command line and the daemon's replies (so a delegated reconcile prints identical
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scheduler.loader import DeclaredJob
-from scheduler.plan import Plan
 from scheduler.terminal import safe_text
-from scheduler.triggers import describe_schedule
+
+if TYPE_CHECKING:  # `scheduler jobs` and `history` print without the job-file models
+    from scheduler.loader import DeclaredJob
+    from scheduler.plan import Plan
 
 
 def plan_details(
@@ -19,8 +20,7 @@ def plan_details(
     instances of templates ("search: 312 instances updated")."""
     details: dict[str, Any] = {
         "add": [
-            {"id": j.id, "source": str(j.source), "schedule": describe_schedule(j.schedule)}
-            for j in plan.add
+            {"id": j.id, "source": str(j.source), "schedule": _schedule_text(j)} for j in plan.add
         ],
         "update": [
             {
@@ -38,6 +38,12 @@ def plan_details(
     if instances:
         details["instances"] = instances
     return details
+
+
+def _schedule_text(job: DeclaredJob) -> str:
+    from scheduler.arming import description  # only a plan that adds jobs needs triggers
+
+    return description(job)
 
 
 def plan_json(details: dict[str, Any]) -> dict[str, Any]:

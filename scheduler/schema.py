@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -248,11 +249,32 @@ def ensure_schema(engine: Engine) -> None:
                 revision = current_revision(conn)
                 if revision is not None and revision not in REVISIONS:
                     raise StoreTooNew(url, revision)
-                if revision != HEAD:
+                if revision is None and backend != "mysql" and _empty(conn):
+                    create_fresh(conn)
+                elif revision != HEAD:
                     _upgrade(conn)
         finally:
             if backend in MYSQL:
                 conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": MYSQL_SCHEMA_LOCK})
+
+
+def _empty(conn: Connection) -> bool:
+    return not inspect(conn).get_table_names()
+
+
+def create_fresh(conn: Connection) -> None:
+    """An empty database gets the tables as the migrations would leave them, stamped at
+    ``HEAD``, without importing Alembic (a fifth of a first reconcile of 10,000 jobs).
+    tests/test_a_fresh_store_matches_the_migrated_one.py pins that the two agree."""
+    metadata.create_all(conn)
+    version = Table(
+        VERSION_TABLE,
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+    )
+    version.create(conn)
+    conn.execute(version.insert().values(version_num=HEAD))
 
 
 def _upgrade(conn: Connection) -> None:

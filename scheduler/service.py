@@ -15,15 +15,12 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from scheduler import handoff
-from scheduler.apply import set_operator_pause
-from scheduler.client import call
+from scheduler.client import call, call_page
 from scheduler.control import RuntimePaths, StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
-from scheduler.history import last_runs, list_runs
+from scheduler.history import last_runs, runs_page
 from scheduler.job_entries import Row, entry
 from scheduler.overdue import Promise, freshness_of
-from scheduler.reconciler import reconcile
-from scheduler.render import plan_details
 from scheduler.settings import Settings
 from scheduler.store import Store
 from scheduler.storefile import store_exists
@@ -44,17 +41,15 @@ def plan_for(
     # No store yet: plan against an empty one in memory (planning creates no file).
     store = Store(settings.db if store_exists(settings.db) else "sqlite://")
     try:
-        result = reconcile(
+        return _reconcile_here(
             store,
             settings.jobs_dir,
-            dry_run=True,
             allow_empty=allow_empty,
             allow_orphan_delete=allow_orphan_delete,
-            workers=WORKERS,
+            dry_run=True,
         )
     finally:
         store.close()
-    return plan_details(result.plan, None, result.instance_lines)
 
 
 def reconcile_now(
@@ -89,18 +84,48 @@ def reconcile_now(
                 ) is not None:
                     return delegated
                 _no_remote_leader(store)
-            result = reconcile(
+            return _reconcile_here(
                 store,
                 settings.jobs_dir,
                 allow_empty=allow_empty,
                 allow_orphan_delete=allow_orphan_delete,
-                workers=WORKERS,
             )
         finally:
             store.close()
     finally:
         lock.release()
-    return plan_details(result.plan, result.applied, result.instance_lines)
+
+
+def _reconcile_here(
+    store: Store,
+    jobs_dir: Path,
+    *,
+    allow_empty: bool,
+    allow_orphan_delete: bool = False,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Reconcile (or plan) in this process. Imported here, not at the top: `jobs`,
+    `history` and the operator verbs need neither the job-file models nor the write path."""
+    from scheduler.plan import Plan
+    from scheduler.render import plan_details
+    from scheduler.unchanged import unchanged_jobs
+
+    with store.engine.connect() as conn:
+        same = unchanged_jobs(conn, jobs_dir)
+    if same is not None:  # a no-op, told apart before the models are imported
+        return plan_details(Plan(unchanged=same), applied=None if dry_run else False)
+    from scheduler.reconciler import reconcile
+
+    result = reconcile(
+        store,
+        jobs_dir,
+        dry_run=dry_run,
+        allow_empty=allow_empty,
+        allow_orphan_delete=allow_orphan_delete,
+        workers=WORKERS,
+    )
+    applied = None if dry_run else result.applied
+    return plan_details(result.plan, applied, result.instance_lines)
 
 
 def _ask_local_daemon(
@@ -262,6 +287,8 @@ def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
         if not lock.acquire(blocking=True):  # pragma: no cover - blocking always succeeds
             raise StoreBusy("could not lock the store")
         try:
+            from scheduler.apply import set_operator_pause
+
             changed = set_operator_pause(store, job_id, op == "pause", datetime.now(UTC))
         finally:
             lock.release()
@@ -304,13 +331,20 @@ def jobs_listing(settings: Settings, template: str | None = None) -> list[dict[s
         store.close()
 
 
-def runs_listing(settings: Settings, job_id: str | None, limit: int) -> list[dict[str, Any]]:
-    """``scheduler history``: from the daemon's API with ``--url``, else from the store."""
+def runs_listing(
+    settings: Settings, job_id: str | None, limit: int, before: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """``scheduler history``: a page of runs and the cursor of the next (None on the last),
+    from the daemon's API with ``--url``, else from the store."""
     if settings.api_url:
         path = f"/jobs/{quote(job_id, safe='')}/runs" if job_id else "/runs"
-        return list(call(settings.api_url, "GET", path, params={"limit": limit}))
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        page, following = call_page(settings.api_url, path, params)
+        return list(page), following
     store = Store(settings.db, create=False)
     try:
-        return list_runs(store, job_id, limit)
+        return runs_page(store, job_id, limit, before)
     finally:
         store.close()

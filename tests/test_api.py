@@ -223,6 +223,16 @@ def test_the_command_line_can_act_through_the_api(
     assert cli("resume", "report").stdout.strip() == "report resumed"
     assert cli("trigger", "report").returncode == 0
     wait_for(lambda: json.loads(cli("history", "report", "-o", "json").stdout) or None, "a run")
+    assert cli("trigger", "report").returncode == 0
+    wait_for(
+        lambda: len(json.loads(cli("history", "report", "-o", "json").stdout)) >= 2 or None,
+        "a second run",
+    )
+    newest = cli("history", "report", "--limit", "1", "-o", "json")  # the page's cursor, by API
+    hint = newest.stderr.strip()
+    assert hint.startswith("older runs: scheduler history report --before "), hint
+    older = cli("history", "report", "--limit", "1", "-o", "json", *hint.split()[-2:])
+    assert json.loads(older.stdout)[0]["run_id"] != json.loads(newest.stdout)[0]["run_id"]
     assert json.loads(cli("reconcile", "-o", "json").stdout)["unchanged"] == ["broken", "report"]
     assert cli("trigger", "nope").stderr.startswith("error: no job 'nope'")
     assert not (tmp_path / "elsewhere.db").exists()  # the local store was never opened

@@ -4,13 +4,18 @@ of every job, keeps recent runs and runs still in progress, and says how many it
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import select
+
+from scheduler.history import prune
 from scheduler.store import Store
-from tests.runner_helpers import harness, job, now
+from tests.runner_helpers import DEADLINE, command_job, harness, job, now, wait_for_async
 
 DAY = 86400.0
 
@@ -86,3 +91,85 @@ def test_a_run_still_in_progress_is_never_pruned(tmp_path: Path) -> None:
             return [r["outcome"] for r in h.runs("long")]
 
     assert asyncio.run(go()) == ["running"]
+
+
+def test_pruning_goes_in_chunks_oldest_first_and_lets_writers_in_between(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: 900,000 expired runs deleted in one transaction held the write lock for
+    seconds. Between two chunks another connection writes at once (a 0.1 s lock wait would
+    fail it), and the right runs are left whatever the chunk size."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store, other = Store(url), Store(url)
+    try:
+        old = insert_runs(store, "report", [10 + n / 100 for n in range(25)], "success")
+        stuck = insert_runs(store, "report", [12], "running")
+        recent = insert_runs(store, "report", [1, 2], "success")
+        seen: list[set[str]] = []
+
+        def between(_held: float) -> None:
+            with other.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA busy_timeout=100")
+                left = {row.run_id for row in conn.execute(select(store.runs.c.run_id))}
+                conn.commit()
+            seen.append(left)
+            recent.extend(insert_runs(other, "export", [0.5], "success"))  # a new run
+
+        assert prune(store, time.time() - 7 * DAY, max_chunk=4, between=between) == 25
+        with store.engine.connect() as conn:
+            kept = {row.run_id for row in conn.execute(select(store.runs.c.run_id))}
+        assert kept == set(stuck + recent)
+        assert len(seen) >= 6  # 25 runs, 4 at a time: a transaction each
+        # Oldest first: what a chunk left is always the newest of the expired runs.
+        for left in seen:
+            expired_left = [run for run in old if run in left]
+            assert expired_left == old[: len(expired_left)]  # ``old`` is newest first
+    finally:
+        other.close()
+        store.close()
+
+
+def test_other_jobs_run_and_are_recorded_while_a_cleanup_is_half_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cleanup is held between two of its chunks until a job started meanwhile has run
+    and its history is written: with the lock held throughout, that run's record would
+    wait for the whole cleanup."""
+    import scheduler.history
+
+    halfway, release = threading.Event(), threading.Event()
+
+    def between(_held: float) -> None:
+        halfway.set()
+        release.wait(DEADLINE)
+
+    real_prune = scheduler.history.prune
+    monkeypatch.setattr(
+        scheduler.history,
+        "prune",
+        lambda store, older_than: real_prune(store, older_than, max_chunk=10, between=between),
+    )
+
+    async def go() -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+        cleanup = job(run={"type": "cleanup", "retention": "7d"})
+        quick = command_job(["true"])
+        async with harness(tmp_path, {"housekeeping": cleanup, "quick": quick}) as h:
+            insert_runs(h.store, "report", [8 + n / 100 for n in range(50)], "success")
+            assert h.runner.dispatch("housekeeping", now()) is None
+            await wait_for_async(lambda: _is_set(halfway), "the cleanup's first chunk")
+            assert h.runner.dispatch("quick", now()) is None
+            quick_runs = await h.finished("quick")
+            left = len(h.runs("report"))
+            release.set()
+            await h.idle()
+            (own,) = h.runs("housekeeping")
+            return quick_runs, left, own
+
+    quick_runs, left, own = asyncio.run(go())
+    assert [r["outcome"] for r in quick_runs] == ["success"]
+    assert 0 < left < 50  # recorded while the cleanup was half-way
+    assert own["output_tail"] == "removed 50 run(s) older than 1w"
+
+
+async def _is_set(event: threading.Event) -> bool:
+    return event.is_set()

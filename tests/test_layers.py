@@ -18,6 +18,7 @@ PURE = [
     "scheduler.params",
     "scheduler.tokens",  # read by `scheduler run` before anything starts
     "scheduler",  # `from scheduler import Scheduler` loads the daemon only when asked
+    "scheduler.jobfiles",
 ]
 FORBIDDEN = ["apscheduler", "sqlalchemy", "scheduler.daemon", "scheduler.store", "fastapi"]
 
