@@ -139,6 +139,30 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
         threading.Thread(target=run, name="scheduler-pass", daemon=True).start()
         done.add_done_callback(self._pass_done)
 
+    def wake_by(self, when: datetime) -> None:
+        """Make sure a pass happens by ``when`` (a job just written to the store is due
+        then): wakes the scheduler only if its timer would sleep past it. A create that
+        woke it every time cost a store pass each, and the due jobs' fire lag with it."""
+        loop = self._eventloop
+        if loop is None or self._stopping:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:
+            loop.call_soon_threadsafe(self.wake_by, when)
+            return
+        timer = self._timeout
+        if self._pass is not None or timer is None:
+            # A pass in flight may have read the store before the write: one more. No
+            # timer: the scheduler sleeps until woken (no jobs, or a retry to come).
+            self.wakeup()
+            return
+        due = loop.time() + (when - datetime.now(UTC)).total_seconds()
+        if due < timer.when():
+            self.wakeup()
+
     def _one_pass(self) -> float | None:
         if self.may_fire is not None and not self.may_fire():
             return STORE_RETRY_SECONDS
@@ -680,9 +704,9 @@ class Daemon:
         assert self.runner is not None and self.scheduler is not None
         scheduler = self.scheduler
 
-        def wakeup() -> None:
-            if scheduler.running:
-                scheduler.wakeup()
+        def wakeup(when: datetime | None) -> None:
+            if scheduler.running and when is not None:
+                scheduler.wake_by(when)
 
         return await instance_requests.serve(
             self.store, self.runner, wakeup, self._apply_guard, request

@@ -26,11 +26,13 @@ log = logging.getLogger("scheduler.daemon")
 async def serve(
     store: Store,
     runner: Runner,
-    wakeup: Callable[[], None],
+    wakeup: Callable[[datetime | None], None],
     guard: Callable[[], AbstractContextManager[Any]],
     request: dict[str, Any],
 ) -> dict[str, Any]:
-    """One request's reply, as ``Daemon.handle`` answers (errors included)."""
+    """One request's reply, as ``Daemon.handle`` answers (errors included). ``wakeup(when)``
+    is told when the store's new or changed job is next due (None: nothing new is due), so
+    the scheduler passes over the store by then and no sooner than it must."""
     now = datetime.now(UTC)
 
     def apply() -> instances.Outcome:
@@ -52,6 +54,15 @@ async def serve(
             return error_reply(JobNotFound(run.job_id))
         reason = runner.dispatch(run.job_id, now, spec=override)
         result.update(started=reason is None, reason=reason)
-    wakeup()
+    wakeup(_due(done, now))
     log.info("%s %s by an operator", request.get("op"), result.get("id"))
     return {"ok": True, "result": result}
+
+
+def _due(done: instances.Outcome, now: datetime) -> datetime | None:
+    """When what the request wrote to the store is next due: a job's next run, or a
+    one-off run for later (one for now has started already)."""
+    if done.run is not None:
+        return done.run.at if done.run.at > now else None
+    when = done.result.get("next_run_time") if done.changed else None  # the job's reply
+    return datetime.fromisoformat(when) if when else None

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from scheduler.client import call
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.history import HISTORY_FIELDS, list_runs
+from scheduler.job_entries import fire_times
 from scheduler.service import list_jobs
 from scheduler.settings import Settings
 from scheduler.store import Store
@@ -44,17 +45,9 @@ def _upcoming(store: Store, job_id: str, count: int) -> list[str]:
     """The stored trigger walked on from the stored next run time: exactly what the daemon
     will fire (interval anchors included), without jitter."""
     job = store.jobstore.lookup_job(job_id)
-    if job is None or job.next_run_time is None or count < 1:
+    if job is None:
         return []
-    trigger = job.trigger
-    if getattr(trigger, "jitter", None):
-        trigger.jitter = None
-    fire: datetime | None = job.next_run_time
-    times: list[str] = []
-    while fire is not None and len(times) < count:
-        times.append(fire.isoformat())
-        fire = trigger.get_next_fire_time(fire, fire)
-    return times
+    return fire_times(job.trigger, job.next_run_time, count)
 
 
 def job_view(settings: Settings, job_id: str, runs: int, fires: int) -> dict[str, Any]:

@@ -44,7 +44,10 @@ class Param(_Strict):
     max: float | None = Field(default=None, description="largest number (integer, number)")
     pattern: str | None = Field(default=None, description="a regular expression strings match")
     max_length: int | None = Field(
-        default=None, ge=0, description="longest string, or most items of a list"
+        default=None,
+        ge=0,
+        description="longest string; for a list, most items (bound an item's text with "
+        "pattern, e.g. '.{0,50}')",
     )
     description: str = ""
 
@@ -122,8 +125,8 @@ def check_value(param: Param, value: Any) -> str | None:
             return f"must be a list of {param.items} values"
         if param.max_length is not None and len(value) > param.max_length:
             return f"has {len(value)} items, more than the {param.max_length} allowed"
-        for index, item in enumerate(value):
-            problem = _scalar_problem(param.items, item) or _bounds(param, item)
+        for index, item in enumerate(value):  # max_length counted the items, not their text
+            problem = _scalar_problem(param.items, item) or _bounds(param, item, length=False)
             if problem:
                 return f"item {index} {problem}"
         return None
@@ -131,13 +134,14 @@ def check_value(param: Param, value: Any) -> str | None:
     return problem or _bounds(param, value)
 
 
-def _bounds(param: Param, value: Any) -> str | None:
+def _bounds(param: Param, value: Any, *, length: bool = True) -> str | None:
+    """``enum``, ``pattern``, ``min``/``max`` and (``length``) ``max_length`` of one value."""
     if param.enum is not None and value not in param.enum:
         return f"must be one of {', '.join(json.dumps(v) for v in param.enum)}"
     if isinstance(value, str):
         if "\0" in value:
             return "holds a NUL byte, which no program can receive"
-        if param.max_length is not None and len(value) > param.max_length:
+        if length and param.max_length is not None and len(value) > param.max_length:
             return f"is {len(value)} characters long, more than the {param.max_length} allowed"
         if param.pattern is not None and not re.fullmatch(param.pattern, value):
             return f"does not match the pattern {param.pattern}"

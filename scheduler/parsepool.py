@@ -13,9 +13,13 @@ import os
 import resource
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from scheduler.errors import SpecProblem
 from scheduler.loader import FileResult, load_text
@@ -81,6 +85,45 @@ def _init_child(parent: int | None, limits: ChildLimits | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
+_MAIN = threading.Lock()
+
+
+@contextmanager
+def _host_main_left_behind() -> Iterator[None]:
+    """Children started inside do not re-import the host program's ``__main__``.
+
+    A "forkserver" or "spawn" child runs the parent's main script (or ``-m`` module) again
+    as ``__mp_main__`` before it takes work (``multiprocessing.spawn.get_preparation_data``
+    names it by ``__main__.__spec__`` or ``__file__``). A parse child needs nothing of it,
+    and an embedding app's script without an ``if __name__ == "__main__"`` guard would
+    start its whole app in each child, and ``python -`` has no file to run: the children
+    died and every file was refused. Hidden while a child starts; the lock keeps two pools
+    from restoring each other's half."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    with _MAIN:
+        saved: dict[str, Any] = {
+            name: vars(main)[name] for name in ("__file__", "__spec__") if name in vars(main)
+        }
+        vars(main).pop("__file__", None)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            vars(main).pop("__spec__", None)
+            vars(main).update(saved)
+
+
+def _submit(
+    executor: ProcessPoolExecutor, batch: list[tuple[str, str]]
+) -> Future[list[FileResult]]:
+    """A batch for a child; children start on submit (not under "fork"), so here."""
+    with _host_main_left_behind():
+        return executor.submit(load_lean, batch)
+
+
 def load_lean(batch: list[tuple[str, str]]) -> list[FileResult]:
     """``load_text`` in a child: the pydantic models stay behind (the parent rebuilds those
     it needs from the canonical dicts, cheaper than pickling them)."""
@@ -119,7 +162,7 @@ def parse_files(
     done: dict[str, FileResult] = {}
     failed: list[tuple[str, str]] = []
     with pool(count) as executor:
-        futures = [(batch, executor.submit(load_lean, batch)) for batch in batches]
+        futures = [(batch, _submit(executor, batch)) for batch in batches]
         for batch, future in futures:
             results = _outcome(future)
             if results is None:
@@ -131,7 +174,7 @@ def parse_files(
         done.setdefault(pending[0][0], _refused(limits, pending[0][0]))
     for path, text in failed:  # which file was it? One child each, so the others still load
         with pool(1) as executor:
-            results = _outcome(executor.submit(load_lean, [(path, text)]))
+            results = _outcome(_submit(executor, [(path, text)]))
         done[path] = results[0] if results else _refused(limits, path)
     return [done[path] for path, _ in pending]
 

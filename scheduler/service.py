@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -19,8 +18,8 @@ from scheduler import handoff
 from scheduler.client import call, call_page
 from scheduler.control import RuntimePaths, StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
-from scheduler.freshness import Freshness
 from scheduler.history import last_runs, runs_page
+from scheduler.job_entries import Row, entry
 from scheduler.overdue import Promise, freshness_of
 from scheduler.settings import Settings
 from scheduler.store import Store
@@ -204,13 +203,6 @@ def error_reply(exc: Exception) -> dict[str, Any]:
     return reply
 
 
-def _iso(timestamp: float | None, zone: str) -> str | None:
-    if timestamp is None:
-        return None
-    tz = UTC if zone == "UTC" else ZoneInfo(zone)
-    return datetime.fromtimestamp(timestamp, tz).isoformat()
-
-
 def list_jobs(
     store: Store, job_id: str | None = None, template: str | None = None
 ) -> list[dict[str, Any]]:
@@ -239,7 +231,6 @@ def list_jobs(
     with store.engine.connect() as conn:
         rows = list(conn.execute(query))
     last = last_runs(store, job_id)
-    jobs = []
     now = time.time()
     infos = [json.loads(row.summary) for row in rows]
     promised = [
@@ -248,52 +239,23 @@ def list_jobs(
         if info.get("expect")
     ]
     fresh = freshness_of(store, now, promised)
-    for row, info in zip(rows, infos, strict=True):
-        zone = info["timezone"]
-        paused_by = "operator" if row.operator_paused else ("file" if info["paused"] else None)
-        state = "scheduled"
-        if paused_by:
-            state = "paused"
-        elif row.next_run_time is None:  # a spent trigger: dropped, or never to fire again
-            ended = info["end"] is not None and info["end"] <= now
-            state = "ended" if ended else "finished"
-        jobs.append(
-            {
-                "id": row.id,
-                "description": info["description"],
-                "schedule": info["schedule"],
-                "handler": info["handler"],
-                "next_run_time": None if paused_by else _iso(row.next_run_time, zone),
-                "paused": paused_by is not None,
-                "paused_by": paused_by,
-                "state": state,
-                "source": row.source,
-                **_origin(row.template, row.params),
-                "last_outcome": last[row.id][0] if row.id in last else None,
-                "last_run_time": _iso(last[row.id][1], zone) if row.id in last else None,
-                **_freshness_fields(fresh.get(row.id), zone),
-            }
+    return [
+        entry(
+            Row(
+                row.id,
+                info,
+                row.source,
+                bool(row.operator_paused),
+                row.next_run_time,
+                row.template,
+                row.params,
+            ),
+            last.get(row.id),
+            fresh.get(row.id),
+            now,
         )
-    return jobs
-
-
-def _origin(template: str | None, params: str | None) -> dict[str, Any]:
-    if template is None:
-        return {"origin": "file"}
-    return {"origin": "template", "template": template, "params": json.loads(params or "{}")}
-
-
-def _freshness_fields(state: Freshness | None, zone: str) -> dict[str, Any]:
-    """Only for jobs that declare ``expect``: other jobs' entries stay as they were."""
-    if state is None:
-        return {}
-    from scheduler.durations import format_duration  # pydantic's types: only when needed
-
-    return {
-        "expect": format_duration(timedelta(seconds=state.window)),
-        "last_success_time": _iso(state.last_success, zone),
-        "overdue": state.overdue,
-    }
+        for row, info in zip(rows, infos, strict=True)
+    ]
 
 
 def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:

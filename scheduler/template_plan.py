@@ -95,19 +95,26 @@ def rerender(
     before: Mapping[str, DeclaredTemplate] | None = None,
 ) -> Rerender:
     """Pure: each instance of a changed template rendered again with its own params,
-    schedule and description (the template's new one if it had the template's ``before``);
+    schedule and description (the template's new ones where it had those of ``before``:
+    the default schedule and description follow template edits);
     instances of removed templates listed as orphans."""
     result = Rerender([], {}, [], {}, {})
     for name, found in sorted(changed.items()):
         was = (before or {}).get(name)
         inherited = was.body.get("description", "") if was is not None else None
+        follows: dict[str, Any] | None = None  # the old default schedule, as instances got it
         for inst in instances.get(name, []):
             old = inst.stored.canonical
             description = old.get("description")
             if description == inherited:
                 description = None  # the template's, edited with it
+            schedule: dict[str, Any] | None = old["schedule"]
+            if found.body.get("schedule") is not None:
+                follows = follows or _default_schedule(was, inst.params)
+                if schedule == follows:
+                    schedule = None  # the template's default, edited with it
             try:
-                spec, values = render_instance(found, inst.params, old["schedule"], description)
+                spec, values = render_instance(found, inst.params, schedule, description)
             except InvalidInstance as exc:
                 result.problems.append(
                     f"{name}: instance '{inst.stored.id}' would be invalid: {exc}"
@@ -124,6 +131,20 @@ def rerender(
         if instances.get(name):
             result.orphans[name] = [inst.stored for inst in instances[name]]
     return result
+
+
+def _default_schedule(
+    template: DeclaredTemplate | None, params: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The schedule (canonical) an instance created without one got from ``template``."""
+    if template is None or template.body.get("schedule") is None:
+        return None
+    try:
+        spec, _ = render_instance(template, params, None, None)
+    except InvalidInstance:
+        return None
+    schedule: dict[str, Any] = spec.canonical()["schedule"]
+    return schedule
 
 
 class TemplateHasInstances(SchedulerError):
