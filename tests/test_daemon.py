@@ -116,11 +116,13 @@ def test_schedule_edit_recomputes_next_run_time(
     daemon = start_daemon()
     before = daemon.jobs()["hello"]["next_run_time"]
 
+    mark = daemon.mark()
     write_jobs("a.yaml", simple_job("hello", cron="0 10 * * *"))
 
     listing = wait_jobs(daemon, lambda js: js["hello"]["next_run_time"] != before, "a new run")
     assert str(listing["hello"]["next_run_time"]).split("T")[1].startswith("10:00:00")
-    assert re.search(r"~ hello: schedule\.cron", daemon.log())
+    # The plan is logged once the change is committed, so it may follow the listing.
+    daemon.wait_log(r"~ hello: schedule\.cron", since=mark)
 
 
 def test_description_only_edit_keeps_next_run_time_byte_identical(
