@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from scheduler.history import RunRecord
 from scheduler.leadership import LEASE_NAME, Leadership, db_now
-from scheduler.schema import MYSQL
+from scheduler.mysql_types import MYSQL
 from scheduler.store import Store
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.control import StoreBusy, WriterLock
 from scheduler.errors import SchedulerError
-from scheduler.schema import MYSQL
+from scheduler.mysql_types import MYSQL
 from scheduler.store import server_engine
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ and command lines opening an empty database at once do not race. Callers: ``stor
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,16 +22,15 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    Text,
     Unicode,
     inspect,
     select,
     text,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.types import TypeEngine
 
 from scheduler.errors import SchedulerError
+from scheduler.mysql_types import MYSQL, MYSQL_PATH_CHARS, MYSQL_TABLE, long_text, seconds
 
 # Every revision this release knows, oldest first; the last is the one it writes.
 # (tests/test_store_schema_is_migrated.py checks it against scheduler/migrations/versions.)
@@ -44,33 +42,6 @@ PG_SCHEMA_LOCK = 0x5C4E_D01E
 MYSQL_SCHEMA_LOCK = "declarative_scheduler_schema"
 
 metadata = MetaData()
-
-# MySQL/MariaDB (the migrations say the same for their own tables): every text column in
-# utf8mb4 with a binary collation, so job ids and paths compare exactly as everywhere else
-# ("Backup" is not "backup", "a " is not "a"), whatever the server's default charset; times
-# as DOUBLE (a bare FLOAT is single precision there: a timestamp would lose its seconds);
-# long text as LONGTEXT (TEXT holds 64 KiB, less than an output tail); a file's path key
-# 768 characters (InnoDB keys hold 3,072 bytes, 4 per utf8mb4 character).
-MYSQL = ("mysql", "mariadb")
-MYSQL_TABLE: dict[str, Any] = {
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-    "mysql_engine": "InnoDB",
-    # the same for a mariadb:// URL (that dialect reads only its own prefix)
-    "mariadb_charset": "utf8mb4",
-    "mariadb_collate": "utf8mb4_bin",
-    "mariadb_engine": "InnoDB",
-}
-MYSQL_PATH_CHARS = 768
-
-
-def _seconds() -> TypeEngine[float]:
-    return Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL)
-
-
-def _long_text() -> TypeEngine[str]:
-    return Text().with_variant(mysql.LONGTEXT(), *MYSQL)
-
 
 # A mirror of APScheduler's own table (it builds its Table object itself; this one is for
 # the migrations and for reading).
@@ -91,16 +62,16 @@ jobs = Table(
     "scheduler_jobs",
     metadata,
     Column("id", Unicode(191), primary_key=True),
-    Column("spec", _long_text(), nullable=False),
+    Column("spec", long_text(), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("source", Unicode(1024), nullable=False),
     Column("operator_paused", Boolean, nullable=False, default=False),
-    Column("updated_at", _seconds(), nullable=False),
+    Column("updated_at", seconds(), nullable=False),
     # Derived from the spec when it is written, so listing 10,000 jobs decodes none.
-    Column("summary", _long_text(), nullable=False, default="{}"),
+    Column("summary", long_text(), nullable=False, default="{}"),
     # 0004: NULL for a job declared in a file; an instance's template and parameters (JSON).
     Column("template", Unicode(191), nullable=True),
-    Column("params", _long_text(), nullable=True),
+    Column("params", long_text(), nullable=True),
     Index("ix_scheduler_jobs_template", "template"),
     **MYSQL_TABLE,
 )
@@ -111,10 +82,10 @@ templates = Table(
     "scheduler_templates",
     metadata,
     Column("name", Unicode(191), primary_key=True),
-    Column("spec", _long_text(), nullable=False),
+    Column("spec", long_text(), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("source", Unicode(1024), nullable=False),
-    Column("updated_at", _seconds(), nullable=False),
+    Column("updated_at", seconds(), nullable=False),
     **MYSQL_TABLE,
 )
 
@@ -128,7 +99,7 @@ files = Table(
     ),
     Column("digest", String(64), nullable=False),
     Column("version", String(64), nullable=False),
-    Column("jobs", _long_text(), nullable=False),
+    Column("jobs", long_text(), nullable=False),
     **MYSQL_TABLE,
 )
 
@@ -137,14 +108,14 @@ runs = Table(
     metadata,
     Column("run_id", String(32), primary_key=True),
     Column("job_id", Unicode(191), nullable=False),
-    Column("scheduled_time", _seconds(), nullable=True),
-    Column("started_at", _seconds(), nullable=False),
-    Column("finished_at", _seconds(), nullable=True),
+    Column("scheduled_time", seconds(), nullable=True),
+    Column("started_at", seconds(), nullable=False),
+    Column("finished_at", seconds(), nullable=True),
     Column("outcome", String(16), nullable=False),
     Column("exit_code", Integer, nullable=True),
     Column("attempt", Integer, nullable=False),
-    Column("output_tail", _long_text(), nullable=True),
-    Column("error", _long_text(), nullable=True),
+    Column("output_tail", long_text(), nullable=True),
+    Column("error", long_text(), nullable=True),
     Column("task_id", String(255), nullable=True),  # the run's id in Celery (0002)
     Column("worker", Unicode(255), nullable=True),  # the host that ran it there (0002)
     # 0003: a fenced run start. ``claim`` is "job@scheduled#attempt", unique, so a second
@@ -165,9 +136,9 @@ lease = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", Unicode(255), nullable=False),
     Column("epoch", BigInteger, nullable=False),
-    Column("acquired_at", _seconds(), nullable=False),
-    Column("renewed_at", _seconds(), nullable=False),
-    Column("expires_at", _seconds(), nullable=False),
+    Column("acquired_at", seconds(), nullable=False),
+    Column("renewed_at", seconds(), nullable=False),
+    Column("expires_at", seconds(), nullable=False),
     Column("address", Unicode(255), nullable=True),
     **MYSQL_TABLE,
 )
@@ -191,10 +162,10 @@ requests = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("op", String(16), nullable=False),
     Column("job_id", Unicode(191), nullable=False),
-    Column("args", _long_text(), nullable=True),  # JSON: the rest of the request
-    Column("requested_at", _seconds(), nullable=False),
-    Column("taken_at", _seconds(), nullable=True),
-    Column("result", _long_text(), nullable=True),
+    Column("args", long_text(), nullable=True),  # JSON: the rest of the request
+    Column("requested_at", seconds(), nullable=False),
+    Column("taken_at", seconds(), nullable=True),
+    Column("result", long_text(), nullable=True),
     **MYSQL_TABLE,
 )
 

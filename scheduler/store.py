@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from scheduler import schema
+from scheduler.mysql_types import MYSQL
 from scheduler.plan import Stored
 from scheduler.store_errors import explain
 from scheduler.storefile import require_existing
@@ -146,7 +147,7 @@ def server_engine(url: str, **options: Any) -> Engine:
     engine = create_engine(
         server, connect_args={**connect_args, **options.pop("connect_args", {})}, **options
     )
-    if engine.dialect.name in schema.MYSQL:
+    if engine.dialect.name in MYSQL:
         event.listen(engine, "connect", _mysql_session)
     return engine
 

@@ -9,38 +9,16 @@ Revises:
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
+
+from scheduler.mysql_types import MYSQL, MYSQL_TABLE, long_text, seconds
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-
-# MySQL/MariaDB only (no such store could be created before these variants): utf8mb4 with a
-# binary collation, DOUBLE times, LONGTEXT/LONGBLOB, a 768-character path key.
-MYSQL = ("mysql", "mariadb")
-MYSQL_TABLE: dict[str, Any] = {
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-    "mysql_engine": "InnoDB",
-    # the same for a mariadb:// URL (that dialect reads only its own prefix)
-    "mariadb_charset": "utf8mb4",
-    "mariadb_collate": "utf8mb4_bin",
-    "mariadb_engine": "InnoDB",
-}
-
-
-def _seconds() -> sa.types.TypeEngine[float]:
-    return sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL)
-
-
-def _long_text() -> sa.types.TypeEngine[str]:
-    return sa.Text().with_variant(mysql.LONGTEXT(), *MYSQL)
 
 
 def _tables() -> sa.MetaData:
@@ -64,12 +42,12 @@ def _tables() -> sa.MetaData:
         "scheduler_jobs",
         md,
         sa.Column("id", sa.Unicode(191), primary_key=True),
-        sa.Column("spec", _long_text(), nullable=False),
+        sa.Column("spec", long_text(), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("source", sa.Unicode(1024), nullable=False),
         sa.Column("operator_paused", sa.Boolean, nullable=False),
-        sa.Column("updated_at", _seconds(), nullable=False),
-        sa.Column("summary", _long_text(), nullable=False),
+        sa.Column("updated_at", seconds(), nullable=False),
+        sa.Column("summary", long_text(), nullable=False),
         **MYSQL_TABLE,
     )
     sa.Table(
@@ -80,7 +58,7 @@ def _tables() -> sa.MetaData:
         ),
         sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("version", sa.String(64), nullable=False),
-        sa.Column("jobs", _long_text(), nullable=False),
+        sa.Column("jobs", long_text(), nullable=False),
         **MYSQL_TABLE,
     )
     sa.Table(
@@ -88,14 +66,14 @@ def _tables() -> sa.MetaData:
         md,
         sa.Column("run_id", sa.String(32), primary_key=True),
         sa.Column("job_id", sa.Unicode(191), nullable=False),
-        sa.Column("scheduled_time", _seconds(), nullable=True),
-        sa.Column("started_at", _seconds(), nullable=False),
-        sa.Column("finished_at", _seconds(), nullable=True),
+        sa.Column("scheduled_time", seconds(), nullable=True),
+        sa.Column("started_at", seconds(), nullable=False),
+        sa.Column("finished_at", seconds(), nullable=True),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("exit_code", sa.Integer, nullable=True),
         sa.Column("attempt", sa.Integer, nullable=False),
-        sa.Column("output_tail", _long_text(), nullable=True),
-        sa.Column("error", _long_text(), nullable=True),
+        sa.Column("output_tail", long_text(), nullable=True),
+        sa.Column("error", long_text(), nullable=True),
         sa.Index("ix_scheduler_runs_job_started", "job_id", "started_at"),
         sa.Index("ix_scheduler_runs_started", "started_at"),
         **MYSQL_TABLE,

@@ -6,37 +6,15 @@ Revises: 0002
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from scheduler.mysql_types import MYSQL_TABLE, long_text, seconds
 
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
-
-
-# MySQL/MariaDB only, as in 0001: utf8mb4 with a binary collation, DOUBLE times, LONGTEXT.
-MYSQL = ("mysql", "mariadb")
-MYSQL_TABLE: dict[str, Any] = {
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-    "mysql_engine": "InnoDB",
-    # the same for a mariadb:// URL (that dialect reads only its own prefix)
-    "mariadb_charset": "utf8mb4",
-    "mariadb_collate": "utf8mb4_bin",
-    "mariadb_engine": "InnoDB",
-}
-
-
-def _seconds() -> sa.types.TypeEngine[float]:
-    return sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL)
-
-
-def _long_text() -> sa.types.TypeEngine[str]:
-    return sa.Text().with_variant(mysql.LONGTEXT(), *MYSQL)
 
 
 def upgrade() -> None:
@@ -50,9 +28,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("holder", sa.Unicode(255), nullable=False),
         sa.Column("epoch", sa.BigInteger, nullable=False),
-        sa.Column("acquired_at", _seconds(), nullable=False),
-        sa.Column("renewed_at", _seconds(), nullable=False),
-        sa.Column("expires_at", _seconds(), nullable=False),
+        sa.Column("acquired_at", seconds(), nullable=False),
+        sa.Column("renewed_at", seconds(), nullable=False),
+        sa.Column("expires_at", seconds(), nullable=False),
         sa.Column("address", sa.Unicode(255), nullable=True),
         **MYSQL_TABLE,
     )
@@ -67,10 +45,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("op", sa.String(16), nullable=False),
         sa.Column("job_id", sa.Unicode(191), nullable=False),
-        sa.Column("args", _long_text(), nullable=True),
-        sa.Column("requested_at", _seconds(), nullable=False),
-        sa.Column("taken_at", _seconds(), nullable=True),
-        sa.Column("result", _long_text(), nullable=True),
+        sa.Column("args", long_text(), nullable=True),
+        sa.Column("requested_at", seconds(), nullable=False),
+        sa.Column("taken_at", seconds(), nullable=True),
+        sa.Column("result", long_text(), nullable=True),
         **MYSQL_TABLE,
     )
 
