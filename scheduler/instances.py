@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from scheduler.apply import _row, job_state, summary
 from scheduler.durations import parse_duration
@@ -416,9 +416,10 @@ class InstanceRow:
     params: dict[str, Any]
 
 
-def instance_row(store: Store, job_id: str, conn: Connection | None = None) -> InstanceRow:
+def select_instances(store: Store) -> Select[Any]:
+    """The columns an ``InstanceRow`` is read from (add the ``where``)."""
     ours = store.jobs
-    query = select(
+    return select(
         ours.c.id,
         ours.c.spec,
         ours.c.fingerprint,
@@ -426,7 +427,11 @@ def instance_row(store: Store, job_id: str, conn: Connection | None = None) -> I
         ours.c.operator_paused,
         ours.c.template,
         ours.c.params,
-    ).where(ours.c.id == job_id)
+    )
+
+
+def instance_row(store: Store, job_id: str, conn: Connection | None = None) -> InstanceRow:
+    query = select_instances(store).where(store.jobs.c.id == job_id)
     if conn is not None:
         row = conn.execute(query).first()
     else:

@@ -22,7 +22,13 @@ from sqlalchemy import Connection, select
 
 from scheduler.apply import apply_instances
 from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
-from scheduler.instances import InstanceRow, InvalidInstance, as_declared, render_instance
+from scheduler.instances import (
+    InstanceRow,
+    InvalidInstance,
+    as_declared,
+    render_instance,
+    select_instances,
+)
 from scheduler.loader import DeclaredJob
 from scheduler.plan import FieldChange, Plan, Stored, Update, diff
 from scheduler.store import Store
@@ -62,15 +68,7 @@ def instances_of(
     found: dict[str, list[InstanceRow]] = {name: [] for name in wanted}
     if not wanted:
         return found
-    query = select(
-        ours.c.id,
-        ours.c.spec,
-        ours.c.fingerprint,
-        ours.c.source,
-        ours.c.operator_paused,
-        ours.c.template,
-        ours.c.params,
-    ).where(ours.c.template.in_(wanted))
+    query = select_instances(store).where(ours.c.template.in_(wanted))
 
     def rows(c: Connection) -> None:
         for row in c.execute(query):
