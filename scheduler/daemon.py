@@ -27,7 +27,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler import control, handoff, instance_requests, instances
+from scheduler import control, handoff, instance_ops, instance_requests
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
@@ -633,7 +633,7 @@ class Daemon:
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
-        handed = op in ("pause", "resume", "trigger", *instances.OPS) or (
+        handed = op in ("pause", "resume", "trigger", *instance_ops.OPS) or (
             op == "reconcile" and not request.get("dry_run")
         )
         if handed and self.fence is None:  # a standby: the leader acts, through the store
@@ -653,7 +653,7 @@ class Daemon:
                 dry_run=bool(request.get("dry_run")),
                 allow_orphan_delete=bool(request.get("allow_orphan_delete")),
             )
-        if op in instances.OPS:
+        if op in instance_ops.OPS:
             return await self._instance_op(request)
         if op == "ping":
             jobs_dir = str(self.settings.jobs_dir.resolve())

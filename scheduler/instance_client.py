@@ -1,5 +1,5 @@
 """The command line's way to create, modify and delete instances and to ask for one-off
-runs (``instances.OPS``): through the daemon's API with ``--url``, else the daemon on this
+runs (``instance_ops.OPS``): through the daemon's API with ``--url``, else the daemon on this
 host's socket, else the leader through the store, else on the store directly (one writer:
 under the store's lock, then ``handoff.bump``). Callers: ``cli_instances``, ``cli``.
 """
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from scheduler import handoff, instances
+from scheduler import handoff, instance_ops
 from scheduler.client import call
 from scheduler.control import StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.service import unwrap
@@ -43,7 +43,7 @@ def _on_store(store: Store, lock_path: Any, request: dict[str, Any]) -> dict[str
         raise StoreBusy("could not lock the store")
     try:
         now = datetime.now(UTC)
-        done = instances.carry_out(store, request, now)
+        done = instance_ops.carry_out(store, request, now)
         if done.run is not None:
             if done.run.at <= now:  # runs now belong to a daemon
                 raise StoreBusy(
@@ -51,7 +51,7 @@ def _on_store(store: Store, lock_path: Any, request: dict[str, Any]) -> dict[str
                     f"{done.run.job_id} now: start `scheduler run` (or pass --url to reach "
                     "one), or give --in/--at to have the next daemon run it then"
                 )
-            instances.store_one_off(store, done.run)
+            instance_ops.store_one_off(store, done.run)
     finally:
         lock.release()
     handoff.bump(store)  # a daemon starting meanwhile still sees it

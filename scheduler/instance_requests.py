@@ -1,4 +1,4 @@
-"""The daemon's side of ``instances.OPS``: carry out a create, modify, remove or one-off run
+"""The daemon's side of ``instance_ops.OPS``: carry out a create, modify, remove or one-off run
 request on the store under the daemon's apply guard, then tell its runner and wake its
 scheduler. A run for now starts at once through the runner (its concurrency policy
 applies); one for later is written to the store as a date job, so it survives restarts and
@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler import instances
+from scheduler import instance_ops
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.runner import Runner
 from scheduler.service import error_reply
@@ -35,11 +35,11 @@ async def serve(
     the scheduler passes over the store by then and no sooner than it must."""
     now = datetime.now(UTC)
 
-    def apply() -> instances.Outcome:
+    def apply() -> instance_ops.Outcome:
         with guard():
-            done = instances.carry_out(store, request, now)
+            done = instance_ops.carry_out(store, request, now)
             if done.run is not None and done.run.at > now:
-                instances.store_one_off(store, done.run)
+                instance_ops.store_one_off(store, done.run)
             return done
 
     try:
@@ -59,7 +59,7 @@ async def serve(
     return {"ok": True, "result": result}
 
 
-def _due(done: instances.Outcome, now: datetime) -> datetime | None:
+def _due(done: instance_ops.Outcome, now: datetime) -> datetime | None:
     """When what the request wrote to the store is next due: a job's next run, or a
     one-off run for later (one for now has started already)."""
     if done.run is not None:
