@@ -5,7 +5,8 @@ Celery is imported only when a job of this type runs (``pip install
 'declarative-scheduler[celery]'``), so job files validate without it. Every call into
 Celery blocks, so each runs on a small thread pool of its own, under a deadline; results are
 polled for all pending runs at once by one ``ResultWatch`` per result backend (one batched
-read per tick, no thread per pending result). Callers: the runner, through the registry.
+read per tick, no thread per pending result): both in ``celery_results``. Callers: the
+runner, through the registry.
 """
 
 from __future__ import annotations
@@ -21,10 +22,7 @@ import string
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -32,14 +30,18 @@ from pydantic import Field, field_validator
 
 from scheduler.durations import Duration
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
+from scheduler.handlers.celery_results import (
+    CLIENT_THREADS,
+    REPR_LIMIT,
+    call,
+    executor,
+    outcome_of,
+    watch,
+    worker_of,
+)
 
 INSTALL_HINT = "pip install 'declarative-scheduler[celery]'"
 SEND_TIMEOUT = 10.0  # seconds for the broker to take a task (or a revoke) before we give up
-POLL_TIMEOUT = 10.0  # seconds for one batched read of pending results
-POLL_INTERVAL = 0.2  # seconds between two reads of the pending results
-REPR_LIMIT = 4096
-TRACEBACK_LINES = 30
-CLIENT_THREADS = 4  # sends, revokes and result reads wait on the network, not the CPU
 SEND_BATCHES = 2  # batches of sends in flight at once, each on a client thread
 BATCH_LIMIT = 100
 
@@ -54,7 +56,6 @@ BACKEND_SCHEMES = {
     "couchdb", "couchbase", "arangodb", "dynamodb", "azureblockblob", "s3", "gs", "file",
     "consul", "cosmosdbsql",
 }  # fmt: skip
-READY = {"SUCCESS", "FAILURE", "REVOKED"}
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -192,17 +193,6 @@ def _expand(value: str, what: str) -> str:
         raise UnsetVariable(f"{what}: {exc} (write $$ for a literal $)") from None
 
 
-@cache
-def _executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(CLIENT_THREADS, thread_name_prefix="celery-client")
-
-
-async def _call(fn: Callable[[], T], timeout: float) -> T:
-    """A blocking Celery call off the loop, waited for at most ``timeout`` seconds."""
-    future = asyncio.get_running_loop().run_in_executor(_executor(), fn)
-    return await asyncio.wait_for(future, timeout)
-
-
 _apps: dict[tuple[str, str | None], Any] = {}
 _apps_lock = threading.Lock()
 
@@ -270,7 +260,7 @@ class Sender:
         while self.queue:
             batch = [self.queue.popleft() for _ in range(min(BATCH_LIMIT, len(self.queue)))]
             try:
-                errors = await loop.run_in_executor(_executor(), self._publish, batch)
+                errors = await loop.run_in_executor(executor(), self._publish, batch)
             except Exception as exc:  # pragma: no cover  (_publish catches what sending raises)
                 errors = [exc] * len(batch)
             for outgoing, error in zip(batch, errors, strict=True):
@@ -341,7 +331,7 @@ async def _client(broker: str, backend: str | None) -> Any:
     """``_app``, from the loop: built on a thread unless ``prepare`` built it already."""
     app = _apps.get((broker, backend))
     if app is None:
-        app = await _call(functools.partial(_app, broker, backend), SEND_TIMEOUT)
+        app = await call(functools.partial(_app, broker, backend), SEND_TIMEOUT)
     return app
 
 
@@ -379,121 +369,10 @@ def prepare(args: CeleryArgs) -> None:
     _prepared.add(key)
 
 
-@dataclass
-class _Waiter:
-    future: asyncio.Future[dict[str, Any]]
-    on_worker: Callable[[str], None]
-
-
-@dataclass
-class ResultWatch:
-    """Pending results of one backend, read together every ``POLL_INTERVAL``."""
-
-    backend: Any
-    pending: dict[str, _Waiter] = field(default_factory=dict)
-    task: asyncio.Task[None] | None = None
-    failing: str | None = None  # why the last read failed, logged once per streak
-
-    async def wait(self, task_id: str, on_worker: Callable[[str], None]) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[task_id] = _Waiter(future, on_worker)
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._loop())
-        try:
-            return await future
-        finally:
-            self.pending.pop(task_id, None)
-
-    async def _loop(self) -> None:
-        while self.pending:
-            await asyncio.sleep(POLL_INTERVAL)
-            ids = list(self.pending)
-            try:
-                metas = await _call(functools.partial(self._read, ids), POLL_TIMEOUT)
-            except Exception as exc:  # backend down: keep waiting, the job's timeout bounds it
-                why = f"{type(exc).__name__}: {exc}"
-                if why != self.failing:
-                    log.warning("celery results not readable (%s); retrying", why)
-                self.failing = why
-                continue
-            self.failing = None
-            for task_id, meta in metas.items():
-                waiter = self.pending.get(task_id)
-                if waiter is None or waiter.future.done():
-                    continue
-                try:
-                    if worker := _worker_of(meta):
-                        waiter.on_worker(worker)
-                    if meta.get("status") in READY:
-                        waiter.future.set_result(meta)
-                except Exception as exc:  # an odd result fails its run, not every pending one
-                    waiter.future.set_exception(exc)
-
-    def _read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        backend = self.backend
-        found: dict[str, dict[str, Any]] = {}
-        if hasattr(backend, "mget") and hasattr(backend, "get_key_for_task"):
-            for start in range(0, len(ids), 500):  # key-value stores: one round trip per 500
-                chunk = ids[start : start + 500]
-                values = backend.mget([backend.get_key_for_task(i) for i in chunk])
-                for task_id, value in zip(chunk, values, strict=True):
-                    if value:
-                        found[task_id] = backend.decode(value)
-        else:
-            for task_id in ids:  # other backends: one read each, still on this one thread
-                found[task_id] = backend.get_task_meta(task_id)
-        return found
-
-
-def _worker_of(meta: dict[str, Any]) -> str | None:
-    # `worker` with result_extended; a STARTED state's result carries it with track_started.
-    worker = meta.get("worker")
-    result = meta.get("result")
-    if not worker and isinstance(result, dict) and meta.get("status") == "STARTED":
-        worker = result.get("hostname")
-    return worker if isinstance(worker, str) else None
-
-
-_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ResultWatch]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _watch(app: Any, backend_url: str) -> ResultWatch:
-    per_loop = _watches.setdefault(asyncio.get_running_loop(), {})
-    if backend_url not in per_loop:
-        per_loop[backend_url] = ResultWatch(app.backend)
-    return per_loop[backend_url]
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= REPR_LIMIT else text[:REPR_LIMIT] + "...(truncated)"
-
-
-def outcome_of(meta: dict[str, Any]) -> Result:
-    """A finished task's state as a run result (the raw meta: remote exception classes
-    are never imported here)."""
-    status = meta.get("status")
-    if status == "SUCCESS":
-        return Result("success", output=_cut(repr(meta.get("result"))))
-    value = meta.get("result")
-    if isinstance(value, dict) and "exc_type" in value:
-        message = value.get("exc_message")
-        if isinstance(message, list | tuple):
-            message = ", ".join(map(str, message))
-        error = f"{value['exc_type']}: {message}"
-    else:
-        error = repr(value)
-    if status == "REVOKED":
-        error = f"the task was revoked before it finished ({error})"
-    tb = (meta.get("traceback") or "").rstrip().splitlines()[-TRACEBACK_LINES:]
-    return Result("failure", output="\n".join(tb), error=f"celery task {status}: {error}")
-
-
 async def _revoke(app: Any, task_id: str) -> str:
     try:
         await asyncio.shield(
-            _call(lambda: app.control.revoke(task_id, terminate=True), SEND_TIMEOUT)
+            call(lambda: app.control.revoke(task_id, terminate=True), SEND_TIMEOUT)
         )
     except Exception as exc:
         return f"celery task {task_id} could not be revoked ({type(exc).__name__}: {exc})"
@@ -552,14 +431,14 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
         announce()
         if backend is None:
             return Result("sent", output=f"celery task {task_id} sent to {args.queue or 'celery'}")
-        meta = await _watch(await _client(broker, backend), backend).wait(task_id, announce)
+        meta = await watch(await _client(broker, backend), backend).wait(task_id, announce)
     except asyncio.CancelledError:
         # Stopped (timeout, replace, shutdown) while sending or waiting: the task may be
         # queued or running by now. Revoking an id no worker has seen is harmless (workers
         # remember it and drop the task if it arrives).
         ctx.stop_note = await _revoke(sender.app, task_id)
         raise
-    if worker := _worker_of(meta):
+    if worker := worker_of(meta):
         ctx.worker = worker
     return outcome_of(meta)
 
