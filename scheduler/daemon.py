@@ -24,13 +24,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler import control, handoff, instance_ops, instance_requests
 from scheduler.apply import RUNNER_REF, set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
+from scheduler.firing import STORE_RETRY_SECONDS, ResilientScheduler
 from scheduler.freshness import Freshness
 from scheduler.history import HistoryWriter, RunRecord, mark_lost_runs
 from scheduler.leadership import (
@@ -69,11 +69,8 @@ BUILTIN_STORE = "builtin"
 BUILTIN_CLEANUP_ID = "scheduler.cleanup"
 
 
-STORE_RETRY_SECONDS = 1.0
 STORE_WATCH_SECONDS = 0.5  # how often the leader looks for requests and outside changes
 HANDOFF_TIMEOUT = 30.0  # how long a standby waits for the leader to answer a request
-SLOW_PASS_SECONDS = 2.0  # a scheduler pass this long waited for a locked store
-PASS_STOP_SECONDS = 10.0  # how long a stop waits for the pass in flight
 PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of many files
 
 
@@ -86,125 +83,6 @@ def release_memory() -> None:
     gc.collect()
     with suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """APScheduler's asyncio scheduler with each pass (read the due jobs, hand them to the
-    runner, write their next run times) in a thread of its own, off the event loop: a locked
-    SQLite store held the loop for the busy timeout, 5 s per pass, and with it the API and
-    history. A pass that fails (a locked file, a restarting database) is retried instead of
-    stopping the wake-ups for good; the runner ignores a due time it already started, so the
-    retry cannot run a job twice. ``problem`` says why passes fail or crawl, for /healthz.
-
-    ``may_fire`` is asked first: a leader frozen past its lease (SIGSTOP, a paused VM)
-    must not touch the store when it wakes, before it has even noticed."""
-
-    may_fire: Any = None
-
-    def start(self, paused: bool = False) -> None:
-        self._pass: asyncio.Future[float | None] | None = None
-        self._pass_again = False
-        self._stopping = False
-        self.problem: str | None = None
-        super().start(paused)
-
-    def wakeup(self) -> None:
-        loop = self._eventloop
-        if loop is None or self._stopping:
-            return
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if not on_loop:  # APScheduler's own calls may come from any thread
-            loop.call_soon_threadsafe(self.wakeup)
-            return
-        self._stop_timer()
-        if self._pass is not None:
-            self._pass_again = True  # one more pass once this one ends
-            return
-        done: asyncio.Future[float | None] = loop.create_future()
-        self._pass = done
-
-        def run() -> None:
-            wait_seconds: float | None = STORE_RETRY_SECONDS
-            try:
-                wait_seconds = self._one_pass()
-            finally:
-                with suppress(RuntimeError):  # the loop is gone: nobody waits
-                    loop.call_soon_threadsafe(_settle, done, wait_seconds)
-
-        # A daemon thread: a pass stuck on a database that never answers cannot hold up
-        # the daemon's exit (a pool's worker thread is joined at exit).
-        threading.Thread(target=run, name="scheduler-pass", daemon=True).start()
-        done.add_done_callback(self._pass_done)
-
-    def wake_by(self, when: datetime) -> None:
-        """Make sure a pass happens by ``when`` (a job just written to the store is due
-        then): wakes the scheduler only if its timer would sleep past it. A create that
-        woke it every time cost a store pass each, and the due jobs' fire lag with it."""
-        loop = self._eventloop
-        if loop is None or self._stopping:
-            return
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if not on_loop:
-            loop.call_soon_threadsafe(self.wake_by, when)
-            return
-        timer = self._timeout
-        if self._pass is not None or timer is None:
-            # A pass in flight may have read the store before the write: one more. No
-            # timer: the scheduler sleeps until woken (no jobs, or a retry to come).
-            self.wakeup()
-            return
-        due = loop.time() + (when - datetime.now(UTC)).total_seconds()
-        if due < timer.when():
-            self.wakeup()
-
-    def _one_pass(self) -> float | None:
-        if self.may_fire is not None and not self.may_fire():
-            return STORE_RETRY_SECONDS
-        started = time.monotonic()
-        try:
-            wait_seconds: float | None = self._process_jobs()
-        except Exception as exc:
-            log.warning("store unavailable (%s): retrying in %gs", exc, STORE_RETRY_SECONDS)
-            self.problem = f"the scheduler cannot update its jobs in the store: {exc}"
-            return STORE_RETRY_SECONDS
-        took = time.monotonic() - started
-        if took > SLOW_PASS_SECONDS:
-            log.warning("a scheduler pass waited %.1fs for the store (locked?)", took)
-            self.problem = f"the store is locked or slow: a scheduler pass took {took:.1f}s"
-        else:
-            self.problem = None
-        return wait_seconds
-
-    def _pass_done(self, future: asyncio.Future[float | None]) -> None:
-        self._pass = None
-        if self._stopping or self._eventloop is None:
-            return
-        if self._pass_again:
-            self._pass_again = False
-            self.wakeup()
-        elif future.cancelled() or future.exception() is not None:
-            self._start_timer(STORE_RETRY_SECONDS)
-        else:
-            self._start_timer(future.result())
-
-    async def finish_pass(self) -> None:
-        """Start no new pass and let the one in flight end (its runs reach the runner)."""
-        self._stopping = True
-        self._stop_timer()
-        if self._pass is not None:
-            await asyncio.wait([self._pass], timeout=PASS_STOP_SECONDS)
-        await asyncio.sleep(0)  # the due jobs it handed over, queued on the loop
-
-
-def _settle(future: asyncio.Future[float | None], value: float | None) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 def builtin_cleanup() -> DeclaredJob:

@@ -478,7 +478,7 @@ class RunnerExecutor(BaseExecutor):  # type: ignore[misc]
         self.lock = threading.Lock()
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        # Called in the scheduler's pass, off the loop (see ``daemon.ResilientScheduler``).
+        # Called in the scheduler's pass, off the loop (see ``firing.ResilientScheduler``).
         # One wake-up of the loop takes every job due so far: a wake-up per job (1,000 due
         # at once) had the pass and the loop take turns for the interpreter lock.
         # A one-off run (``instances.ONE_OFF``) names its job, and maybe its own spec, in args.
