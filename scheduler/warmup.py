@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections.abc import Callable
-from contextlib import suppress
 from typing import TypeVar
 
 from sqlalchemy import select
 
 from scheduler.runner import Runner
 from scheduler.store import Store
+from scheduler.threads import in_own_thread
 
 log = logging.getLogger(__name__)
 
@@ -64,34 +62,7 @@ class Warmup:
         """Look every ``EVERY`` seconds until cancelled."""
         while True:
             try:
-                await _in_thread(lambda: self.prepare(time.time()))
+                await in_own_thread(lambda: self.prepare(time.time()), "warmup")
             except Exception as exc:  # the store is away: the runs will say what matters
                 log.debug("runs due soon not prepared: %s", exc)
             await asyncio.sleep(EVERY)
-
-
-async def _in_thread(fn: Callable[[], T]) -> T:
-    """``fn`` in a daemon thread of its own: a broker that does not answer a connect holds
-    neither a shared pool's thread nor the daemon's exit."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
-
-    def settle(value: T | None, error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(value)  # type: ignore[arg-type]
-
-    def work() -> None:
-        value, error = None, None
-        try:
-            value = fn()
-        except BaseException as exc:
-            error = exc
-        with suppress(RuntimeError):  # the loop is gone: nobody waits
-            loop.call_soon_threadsafe(settle, value, error)
-
-    threading.Thread(target=work, name="warmup", daemon=True).start()
-    return await done

@@ -8,8 +8,6 @@ six stuck jobs used to fill it and stall them all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import functools
 import importlib
 import inspect
@@ -22,6 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
+from scheduler.threads import in_own_thread
 
 REPR_LIMIT = 4096
 PYTHON_THREADS = 8  # plain functions running at once; more wait for a thread to be free
@@ -54,39 +53,7 @@ async def in_job_thread(function: Callable[[], Any], name: str) -> Any:
     free. Cancelled (a timeout) while it waits, it never starts; once started it runs to its
     end, holding its thread, because Python cannot kill a thread; a thread that never
     returns does not hold up the daemon's exit."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[Any] = loop.create_future()
-    abandoned = threading.Event()
-    context = contextvars.copy_context()
-
-    def settle(value: Any, error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is None:
-            done.set_result(value)
-        else:
-            done.set_exception(error)
-
-    def work() -> None:
-        with _threads:
-            if abandoned.is_set():
-                return
-            value: Any = None
-            error: BaseException | None = None
-            try:
-                value = context.run(function)
-            except StopIteration as exc:  # a future cannot carry StopIteration itself
-                error = RuntimeError(f"StopIteration: {exc}")
-            except BaseException as exc:
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                loop.call_soon_threadsafe(settle, value, error)
-
-    threading.Thread(target=work, name=name, daemon=True).start()
-    try:
-        return await done
-    finally:
-        abandoned.set()
+    return await in_own_thread(function, name, _threads)
 
 
 async def run_python(ctx: RunContext, args: PythonArgs) -> Result:
