@@ -23,14 +23,40 @@ def job_files(root: Path) -> list[Path]:
     followed."""
     if root.is_file():
         return [root]
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
+    text = str(root)
+    prefix = "" if text == "." else text if text.endswith(os.sep) else text + os.sep
+    found: list[tuple[tuple[str, ...], str]] = []
+    _scan(prefix, (), found)
+    # Sorted by their parts below root: Path order, without Path.__lt__ (every path shares
+    # root's parts); Path objects only for the files kept, from os.scandir's names (rglob
+    # built and compared a Path per entry: a third of a no-op of 10,000 files).
+    found.sort()
+    return [Path(path) for _, path in found]
+
+
+def _scan(prefix: str, parts: tuple[str, ...], found: list[tuple[tuple[str, ...], str]]) -> None:
+    """Every entry under directory ``prefix`` (``parts`` below root) as ``Path.rglob("*")``
+    yields it: directory symlinks not followed, an unreadable directory skipped, hidden
+    entries and all below them left out."""
+    try:
+        with os.scandir(prefix or ".") as entries:
+            listed = list(entries)
+    except PermissionError:
+        return
+    for item in listed:
+        name = item.name
+        if name.startswith("."):
             continue
-        if path.suffix in JOB_FILE_SUFFIXES:
-            found.append(path)
-    return sorted(found, key=lambda path: path.parts)  # Path order, without Path.__lt__
+        path = prefix + name
+        here = (*parts, name)
+        if name.endswith(JOB_FILE_SUFFIXES):
+            found.append((here, path))
+        try:
+            is_dir = item.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            _scan(path + os.sep, here, found)
 
 
 def read_job_file(path: Path) -> bytes | SpecProblem:
