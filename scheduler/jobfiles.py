@@ -21,17 +21,23 @@ def job_files(root: Path) -> list[Path]:
     ``read_job_file`` then reports: skipping them would remove their jobs. Hidden entries
     (editor temp files, ConfigMap ``..data`` internals) are ignored; symlinks to files are
     followed."""
-    if root.is_file():
-        return [root]
+    return [Path(path) for path in job_file_names(root)]
+
+
+def job_file_names(root: Path) -> list[str]:
+    """``job_files`` as the paths' text, without building a Path for each (the no-op
+    check, ``unchanged``, needs only their text and bytes)."""
     text = str(root)
+    if root.is_file():
+        return [text]
     prefix = "" if text == "." else text if text.endswith(os.sep) else text + os.sep
     found: list[tuple[tuple[str, ...], str]] = []
     _scan(prefix, (), found)
     # Sorted by their parts below root: Path order, without Path.__lt__ (every path shares
-    # root's parts); Path objects only for the files kept, from os.scandir's names (rglob
-    # built and compared a Path per entry: a third of a no-op of 10,000 files).
+    # root's parts), from os.scandir's names: rglob built and compared a Path per entry
+    # (a third of a no-op of 10,000 files), and the no-op check needs no Path at all.
     found.sort()
-    return [Path(path) for _, path in found]
+    return [path for _, path in found]
 
 
 def _scan(prefix: str, parts: tuple[str, ...], found: list[tuple[tuple[str, ...], str]]) -> None:
@@ -59,10 +65,10 @@ def _scan(prefix: str, parts: tuple[str, ...], found: list[tuple[tuple[str, ...]
             _scan(path + os.sep, here, found)
 
 
-def read_job_file(path: Path) -> bytes | SpecProblem:
+def read_job_file(path: Path | str) -> bytes | SpecProblem:
     """A job file's bytes, or the problem that keeps it from being read (never skipped)."""
     try:
-        with path.open("rb") as file:
+        with open(path, "rb") as file:
             # Asking for the whole limit at once costs a 16 MiB buffer per read (17 us a
             # file); a file that grew since the stat is read on, up to the limit.
             size = os.fstat(file.fileno()).st_size
@@ -70,9 +76,9 @@ def read_job_file(path: Path) -> bytes | SpecProblem:
             if len(raw) > size:
                 raw += file.read(LIMITS.file_bytes + 1 - len(raw))
     except OSError as exc:
-        return SpecProblem(str(path), 1, 1, _unreadable(path, exc))
+        return SpecProblem(str(path), 1, 1, _unreadable(Path(path), exc))
     if len(raw) > LIMITS.file_bytes:
-        return SpecProblem(str(path), 1, 1, too_big(path.stat().st_size))
+        return SpecProblem(str(path), 1, 1, too_big(os.stat(path).st_size))
     return raw
 
 
