@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, select
 
 from scheduler import __version__, schema
-from scheduler.jobfiles import job_files, read_job_file
+from scheduler.jobfiles import job_file_names, read_job_file
 
 # ``handlers.builtin_handlers()`` and ``handlers.ENTRY_POINT_GROUP``, without importing
 # the handlers (tests/test_noop_reconcile_is_told_apart_early.py pins that they agree).
@@ -46,15 +46,15 @@ def unchanged_jobs(conn: Connection, jobs_dir: Path) -> list[str] | None:
     """The ids of the declared jobs, sorted, when the files and the store agree exactly
     (nothing to add, update, move or remove, and no cache entry to write); else None."""
     version = builtin_cache_key()
-    paths = job_files(jobs_dir) if jobs_dir.exists() else []
+    paths = job_file_names(jobs_dir) if jobs_dir.exists() else []
     if version is None or not paths:  # no files at all: the reconciler refuses or removes
         return None
     files = schema.files
     cached = {row.path: row for row in conn.execute(select(files))}
-    if set(cached) != {str(path) for path in paths}:
+    if set(cached) != set(paths):
         return None
     for path in paths:  # every file first: a changed one ends this before any JSON is read
-        row = cached[str(path)]
+        row = cached[path]
         raw = read_job_file(path)
         if not isinstance(raw, bytes) or row.version != version:
             return None
@@ -63,7 +63,7 @@ def unchanged_jobs(conn: Connection, jobs_dir: Path) -> list[str] | None:
     declared: dict[str, tuple[str, str]] = {}  # id -> (fingerprint, file:line)
     entries = 0
     for path in paths:
-        for entry in json.loads(cached[str(path)].jobs):
+        for entry in json.loads(cached[path].jobs):
             if "id" not in entry:  # not a job (a template, say): the full reconcile decides
                 return None
             line = entry["line"]
