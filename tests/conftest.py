@@ -24,6 +24,7 @@ import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -163,33 +164,54 @@ def _reset_pg(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture
-def pg_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
-    """pg_database() -> the URL of a new, empty PostgreSQL database of this test's own
-    (named <base database>_<worker>_<test>_<n>, unique across sessions sharing the server
-    with their own $SCHEDULER_TEST_PG_URL, and across xdist workers), dropped at the end."""
-    from sqlalchemy import create_engine, make_url, text
+def _databases_of_this_test(
+    request: pytest.FixtureRequest, base: str, admin: Any, quote: str, create: str, drop: str
+) -> Iterator[Callable[[], str]]:
+    """The body of ``pg_database``/``mysql_database``: databases named <base database>_
+    <worker>_<hash of the test id>_<test>_<n> (unique across xdist workers and sessions
+    sharing the server), made on demand and dropped at the end. ``create``/``drop`` are the
+    statements' text around the quoted name."""
+    from sqlalchemy import make_url, text
 
-    base = _pg_base()
-    admin = create_engine(make_url(base).set(database="postgres"), isolation_level="AUTOCOMMIT")
     test = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())
     digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]
-    stem = f"{make_url(base).database}_{worker_name()}_{digest}_{test}"
+    stem = f"{make_url(base).database or 'test'}_{worker_name()}_{digest}_{test}"
     made: list[str] = []
 
-    def create() -> str:
-        name = f"{stem[:58]}_{len(made)}"
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    def drop_one(conn: Any, name: str) -> None:
+        conn.execute(text(drop.format(name=f"{quote}{name}{quote}")))
+
+    def make() -> str:
+        name = f"{stem[:58]}_{len(made)}"  # 63/64 characters at most
+        with admin.begin() as conn:
+            drop_one(conn, name)
+            conn.execute(text(create.format(name=f"{quote}{name}{quote}")))
         made.append(name)
         return make_url(base).set(database=name).render_as_string(hide_password=False)
 
-    yield create
-    with admin.connect() as conn:
+    yield make
+    with admin.begin() as conn:
         for name in made:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop_one(conn, name)
     admin.dispose()
+
+
+@pytest.fixture
+def pg_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """pg_database() -> the URL of a new, empty PostgreSQL database of this test's own,
+    dropped at the end (``_databases_of_this_test``)."""
+    from sqlalchemy import create_engine, make_url
+
+    base = _pg_base()
+    admin = create_engine(make_url(base).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    yield from _databases_of_this_test(
+        request,
+        base,
+        admin,
+        '"',
+        "CREATE DATABASE {name}",
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+    )
 
 
 MYSQL_URL_ENV = "SCHEDULER_TEST_MYSQL_URL"
@@ -197,33 +219,22 @@ MYSQL_URL_ENV = "SCHEDULER_TEST_MYSQL_URL"
 
 @pytest.fixture
 def mysql_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
-    """mysql_database() -> the URL of a new, empty MariaDB/MySQL database of this test's own
-    (named <the database of $SCHEDULER_TEST_MYSQL_URL>_<worker>_<test>_<n>, unique across
-    xdist workers and sessions), dropped at the end."""
-    from sqlalchemy import create_engine, make_url, text
+    """mysql_database() -> the URL of a new, empty MariaDB/MySQL database of this test's own,
+    dropped at the end (``_databases_of_this_test``)."""
+    from sqlalchemy import create_engine, make_url
 
     base = os.environ.get(MYSQL_URL_ENV)
     if not base:
         pytest.skip(f"MariaDB tests need {MYSQL_URL_ENV} (scripts/test sets it)")
     admin = create_engine(make_url(base).set(database=""))
-    test = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())
-    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]
-    stem = f"{make_url(base).database or 'test'}_{worker_name()}_{digest}_{test}"
-    made: list[str] = []
-
-    def create() -> str:
-        name = f"{stem[:58]}_{len(made)}"  # 64 characters at most
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-        made.append(name)
-        return make_url(base).set(database=name).render_as_string(hide_password=False)
-
-    yield create
-    with admin.begin() as conn:
-        for name in made:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    admin.dispose()
+    yield from _databases_of_this_test(
+        request,
+        base,
+        admin,
+        "`",
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4",
+        "DROP DATABASE IF EXISTS {name}",
+    )
 
 
 @pytest.fixture(params=["postgresql", "mysql"])
