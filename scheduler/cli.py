@@ -16,20 +16,11 @@ from typing import Any
 import click
 
 from scheduler import __version__
+from scheduler.cli_common import JOB_ID, OUTPUT, print_json, say
+from scheduler.cli_inspect import get, history, logs
 from scheduler.cli_instances import ALLOW_ORPHAN_DELETE, LATER, register, trigger_later
 from scheduler.errors import InvalidJobFiles, SchedulerError
 from scheduler.settings import Settings
-from scheduler.terminal import safe_json, safe_text
-
-OUTPUT = click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
-
 
 ALLOW_EMPTY = click.option(
     "--allow-empty",
@@ -37,16 +28,6 @@ ALLOW_EMPTY = click.option(
     help="Allow removing every stored job when no file declares one (refused by default: "
     "an empty directory is more often a broken mount than an intent).",
 )
-
-
-def _print_json(value: Any) -> None:
-    click.echo(safe_json(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
-
-
-def _say(text: str, *, err: bool = False) -> None:
-    """Print text that may hold job output or job-provided text: control characters and
-    escape sequences are shown, never sent raw to the terminal."""
-    click.echo(safe_text(text), err=err)
 
 
 def _iso(value: str) -> datetime:
@@ -74,7 +55,7 @@ class SchedulerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SchedulerError as exc:
-            _say(f"error: {exc}", err=True)
+            say(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except Exception as exc:
             # A database error from any verb or the daemon's start-up: one line naming the
@@ -85,7 +66,7 @@ class SchedulerGroup(click.Group):
             from scheduler.store_errors import explain
 
             settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
-            _say(f"error: {explain(settings.db, exc)}", err=True)
+            say(f"error: {explain(settings.db, exc)}", err=True)
             ctx.exit(1)
 
 
@@ -148,10 +129,10 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
         state = load_paths(paths or (settings.jobs_dir,), specs=False)
     except InvalidJobFiles as exc:
         if output == "json":
-            _print_json([p.as_dict() for p in exc.problems])
+            print_json([p.as_dict() for p in exc.problems])
         else:
             for problem in exc.problems:
-                _say(str(problem))
+                say(str(problem))
             click.echo(
                 f"{len(exc.problems)} problem(s): fix them and run `scheduler validate` again",
                 err=True,
@@ -162,7 +143,7 @@ def validate(settings: Settings, paths: tuple[Path, ...], output: str) -> None:
             click.echo(f"{job.source.path}:{job.source.line}:{job.source.col}: warning: "
                        f"job '{job.id}': {warning}", err=True)  # fmt: skip
     if output == "json":
-        _print_json([])
+        print_json([])
     else:
         templates = f", {len(state.templates)} template(s)" if state.templates else ""
         click.echo(f"ok: {len(state.jobs)} job(s){templates} in {len(state.files)} file(s)")
@@ -211,7 +192,7 @@ def preview(
     for warning in parse_cron(cron).warnings if cron else ():
         click.echo(f"warning: {warning}", err=True)
     if output == "json":
-        _print_json([t.isoformat() for t in times])
+        print_json([t.isoformat() for t in times])
     else:
         for t in times:
             click.echo(t.isoformat())
@@ -234,9 +215,9 @@ def _print_plan(details: dict[str, Any], output: str) -> None:
     from scheduler.render import plan_json, plan_text
 
     if output == "json":
-        _print_json(plan_json(details))
+        print_json(plan_json(details))
     else:
-        _say(plan_text(details))
+        say(plan_text(details))
 
 
 @cli.command()
@@ -320,9 +301,9 @@ def jobs(settings: Settings, template: str | None, output: str) -> None:
 
     listing = jobs_listing(settings, template)
     if output == "json":
-        _print_json(listing)
+        print_json(listing)
     else:
-        _say(jobs_text(listing))
+        say(jobs_text(listing))
 
 
 @cli.command()
@@ -421,15 +402,12 @@ def run(
     asyncio.run(daemon.run())
 
 
-JOB_ID = click.argument("job_id", metavar="JOB")
-
-
 def _operator(settings: Settings, op: str, job_id: str, output: str) -> dict[str, Any]:
     from scheduler.service import operator_action
 
     result = operator_action(settings, op, job_id)
     if output == "json":
-        _print_json(result)
+        print_json(result)
     return result
 
 
@@ -458,15 +436,15 @@ def trigger(
       scheduler trigger search-1a2b3c4d --in 2h -p query=storms
     """
     if in_ or at or params:
-        return trigger_later(settings, job_id, in_, at, params, output, _say)
+        return trigger_later(settings, job_id, in_, at, params, output, say)
     result = _operator(settings, "trigger", job_id, output)
     if output == "text":
         if not result["started"]:
-            _say(f"{job_id} not started: {result['reason']}")
+            say(f"{job_id} not started: {result['reason']}")
         elif result.get("outcome"):
-            _say(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
+            say(f"{job_id}: {result['outcome']} (see `scheduler history {job_id}`)")
         else:
-            _say(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
+            say(f"{job_id} started by the daemon (see `scheduler history {job_id}`)")
     if result.get("outcome") not in (None, "success", "sent") or not result["started"]:
         sys.exit(1)
 
@@ -484,7 +462,7 @@ def pause(settings: Settings, job_id: str, output: str) -> None:
     """
     result = _operator(settings, "pause", job_id, output)
     if output == "text":
-        _say(f"{job_id} paused" if result["changed"] else f"{job_id} was already paused")
+        say(f"{job_id} paused" if result["changed"] else f"{job_id} was already paused")
 
 
 @cli.command()
@@ -507,7 +485,7 @@ def resume(settings: Settings, job_id: str, output: str) -> None:
     job = job_view(settings, job_id, runs=0, fires=0)
     result["paused_by"] = job["paused_by"]
     if output == "json":
-        _print_json(result)
+        print_json(result)
     if job["paused_by"] == "file":
         # Regression (issue 15.6): this said nothing and exited 0, the job still paused.
         lifted = "the operator's pause is lifted, but " if result["changed"] else ""
@@ -516,7 +494,7 @@ def resume(settings: Settings, job_id: str, output: str) -> None:
             "set it to false there (and commit), and the next reconcile resumes it"
         )
     if output == "text":
-        _say(f"{job_id} resumed" if result["changed"] else f"{job_id} was not paused")
+        say(f"{job_id} resumed" if result["changed"] else f"{job_id} was not paused")
 
 
 @cli.command()
@@ -534,122 +512,9 @@ def remove(settings: Settings, job_id: str) -> None:
     raise explain_remove(settings, job_id)
 
 
-@cli.command()
-@click.argument("job_id", metavar="[JOB]", required=False)
-@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 100000))
-@click.option(
-    "--before",
-    metavar="CURSOR",
-    help="Older runs: the cursor the previous page printed last (`--before ...`).",
-)
-@click.option(
-    "--output-lines",
-    default="3",
-    show_default=True,
-    metavar="N|all",
-    help="Lines of each run's output to show in text output (`all`: everything kept).",
-)
-@OUTPUT
-@click.pass_obj
-def history(
-    settings: Settings,
-    job_id: str | None,
-    limit: int,
-    before: str | None,
-    output_lines: str,
-    output: str,
-) -> None:
-    """Past runs, newest first: start, end, outcome, exit code, attempt, run id, output.
-
-    `scheduler logs RUN_ID` prints one run's whole kept output. When there are older runs,
-    the last line (on stderr) gives the `--before CURSOR` that shows the next page.
-
-    \b
-    Example:
-      scheduler history
-      scheduler history weekly-export --limit 5 --output-lines all
-      scheduler history weekly-export --limit 5 -o json
-      scheduler history --before 1764381600.25_1_3f2a9c1e...   # the next page
-    """
-    from scheduler.render import history_text
-    from scheduler.service import runs_listing
-
-    if output_lines == "all":
-        lines = None
-    elif output_lines.isdigit():
-        lines = int(output_lines)
-    else:
-        raise click.BadParameter(
-            f"{output_lines!r}: give a number of lines, or `all`", param_hint="--output-lines"
-        )
-    runs, following = runs_listing(settings, job_id, limit, before)
-    if output == "json":
-        _print_json(runs)
-    else:
-        _say(history_text(runs, lines))
-    if following is not None:
-        import shlex
-
-        again = ["scheduler", "history", *([job_id] if job_id else []), "--before", following]
-        _say(f"older runs: {shlex.join(again)}", err=True)
-
-
-@cli.command()
-@click.argument("run_id", metavar="RUN_ID")
-@OUTPUT
-@click.pass_obj
-def logs(settings: Settings, run_id: str, output: str) -> None:
-    """Print one run's whole kept output (the last 64 KiB), then its error if it failed.
-
-    RUN_ID is shown by `scheduler history` (run=...); a unique prefix of it will do. The
-    exit code is 0 when the run succeeded, 1 otherwise.
-
-    \b
-    Example:
-      scheduler logs 3f2a9c1e
-      scheduler logs 3f2a9c1e -o json | jq -r .output_tail
-    """
-    from scheduler.lookup import run_view
-
-    run = run_view(settings, run_id)
-    if output == "json":
-        _print_json(run)
-    else:
-        if run["output_tail"]:
-            _say(run["output_tail"].rstrip("\n"))
-        if run["error"] and run["outcome"] not in ("success", "sent"):
-            _say(f"{run['job_id']} {run['outcome']}: {run['error'].strip()}", err=True)
-    if run["outcome"] not in ("success", "sent"):
-        sys.exit(1)
-
-
-@cli.command()
-@JOB_ID
-@click.option("--runs", "-n", default=5, show_default=True, type=click.IntRange(0, 1000))
-@click.option(
-    "--fires", default=5, show_default=True, type=click.IntRange(0, 100), help="Next fire times."
-)
-@OUTPUT
-@click.pass_obj
-def get(settings: Settings, job_id: str, runs: int, fires: int, output: str) -> None:
-    """Show one job: its spec, source, state, next fire times and last runs.
-
-    \b
-    Example:
-      scheduler get nightly-backup
-      scheduler get nightly-backup --runs 20 -o json | jq '.runs[].outcome'
-    """
-    from scheduler.lookup import job_view
-    from scheduler.render import job_text
-
-    detail = job_view(settings, job_id, runs, fires)
-    if output == "json":
-        _print_json(detail)
-    else:
-        _say(job_text(detail))
-
-
-register(cli, _say)
+register(cli, say)
+for verb in (history, logs, get):
+    cli.add_command(verb)
 
 
 def main() -> None:

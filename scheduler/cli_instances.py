@@ -11,12 +11,10 @@ from typing import Any
 
 import click
 
+from scheduler.cli_common import OUTPUT
 from scheduler.settings import Settings
 
 Printer = Callable[[Any], None]
-OUTPUT = click.option(
-    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
 PARAM = click.option(
     "--param",
     "-p",
