@@ -52,6 +52,16 @@ class Replicas:
         self.all.append(replica)
         return replica
 
+    def leader_and_standby(self) -> tuple[Replica, Replica]:
+        """Start one replica until it leads, then a second until it stands by; returns
+        (leader, standby) as the lease says (the first may have lost it meanwhile)."""
+        first = self.start()
+        first.wait_log(r"scheduler running", timeout=30)
+        second = self.start()
+        second.wait_log(r"standing by", timeout=30)
+        leader = self.leader()
+        return leader, second if leader is first else first
+
     def alive(self) -> list[Replica]:
         return [r for r in self.all if r.proc.poll() is None]
 

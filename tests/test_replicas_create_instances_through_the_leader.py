@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import WriteJobs
 from tests.daemon_helpers import wait_for
-from tests.replica_helpers import Replica, replicas
+from tests.replica_helpers import replicas
 
 TEMPLATE = """\
 templates:
@@ -24,12 +24,7 @@ def test_a_standby_creates_instances_and_a_new_leader_runs_them(
 ) -> None:
     write_jobs("t.yaml", TEMPLATE)
     with replicas(jobs_dir, pg_database(), tmp_path) as group:
-        first = group.start()
-        first.wait_log(r"scheduler running", timeout=30)
-        second = group.start()
-        second.wait_log(r"standing by", timeout=30)
-        leader = group.leader()
-        standby: Replica = second if leader is first else first
+        leader, standby = group.leader_and_standby()
 
         def outputs(job: str) -> list[str]:
             rows = group.sql(

@@ -68,11 +68,7 @@ def test_a_standby_pauses_and_triggers_through_the_leader(
 ) -> None:
     write_jobs("a.yaml", TICKER)
     with replicas(jobs_dir, server_database(), tmp_path) as group:
-        first = group.start()
-        first.wait_log(r"scheduler running", timeout=30)
-        second = group.start()
-        second.wait_log(r"standing by", timeout=30)
-        standby: Replica = second if group.leader() is first else first
+        _, standby = group.leader_and_standby()
 
         wait_for(lambda: _runs(group.sql, "tick") > 0 or None, "tick to run")
         with standby.client() as api:
