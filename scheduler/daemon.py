@@ -10,9 +10,7 @@ While a file is invalid it keeps running its last good state and logs the proble
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import functools
-import gc
 import logging
 import os
 import signal
@@ -32,6 +30,7 @@ from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.firing import STORE_RETRY_SECONDS, ResilientScheduler
 from scheduler.freshness import Freshness
+from scheduler.heap import release_memory
 from scheduler.history import HistoryWriter, RunRecord, mark_lost_runs
 from scheduler.leadership import (
     DEFAULT_LEASE,
@@ -76,13 +75,6 @@ PARSE_WORKERS = min(4, os.cpu_count() or 1)  # for a start-up or a checkout of m
 
 class HttpUnavailable(SchedulerError):
     """The --http address could not be bound."""
-
-
-def release_memory() -> None:
-    """Collect, then hand freed heap back to the OS (glibc only; a no-op elsewhere)."""
-    gc.collect()
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def builtin_cleanup() -> DeclaredJob:
@@ -275,7 +267,7 @@ class Daemon:
         self._reload_specs()
         end_lost_work(self.runner, lost)  # their tasks elsewhere stopped, then notified once
         if first:
-            release_memory()  # a first parse of 10,000 jobs leaves ~70 MB of freed heap
+            release_memory()
             self.scheduler.start()
         else:
             self.scheduler.resume()

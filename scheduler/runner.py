@@ -114,6 +114,11 @@ class Runner:
                 entry.parsed = model.model_validate(raw)
         return entry.parsed
 
+    def is_parsed(self, job_id: str) -> bool | None:
+        """Whether the job's spec was parsed already; None for a job it does not know."""
+        entry = self.specs.get(job_id)
+        return None if entry is None else entry.parsed is not None
+
     def spec_of(self, canonical: dict[str, Any]) -> JobSpec:
         """A spec given whole (a one-off run's own), validated like a stored one."""
         return self._models().job.model_validate(canonical)

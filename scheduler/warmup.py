@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from typing import TypeVar
 
 from sqlalchemy import select
 
+from scheduler.heap import freeze_long_lived
 from scheduler.runner import Runner
 from scheduler.store import Store
 from scheduler.threads import in_own_thread
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 HORIZON = 60.0  # seconds ahead: jobs due by then are prepared
 EVERY = 10.0  # seconds between two looks
+FREEZE_AFTER = 100  # specs newly parsed (or a handler's first imports) before a freeze
 
 T = TypeVar("T")
 
@@ -44,8 +47,10 @@ class Warmup:
         """Parse the specs of the jobs due by ``now + HORIZON`` and prepare their handler
         types; returns how many jobs it looked at. Off the loop."""
         ids = self.due_soon(now + HORIZON)
+        modules, parsed = len(sys.modules), 0
         for job_id in ids:
             try:
+                parsed += self.runner.is_parsed(job_id) is False
                 spec = self.runner.spec(job_id)  # parsed now, kept for the run
                 if spec is None:
                     continue
@@ -56,6 +61,8 @@ class Warmup:
                 if job_id not in self.failed:  # once, not every look ahead
                     log.exception("job %s could not be prepared ahead of its run", job_id)
                 self.failed.add(job_id)
+        if parsed >= FREEZE_AFTER or len(sys.modules) > modules:
+            freeze_long_lived()  # what it made lives until the runs: out of the burst's GC
         return len(ids)
 
     async def run(self) -> None:
