@@ -21,6 +21,7 @@ is a fenced claim (its tables are dropped first: give it a database of its own).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +93,65 @@ def proc_sample(pid: int) -> tuple[int, int, float]:
     return int(status["VmRSS"].split()[0]), int(status["Threads"]), cpu
 
 
-def window(pid: int, start: float, end: float) -> tuple[int, int, float, float, float]:
-    """Max RSS (kB), max threads, CPU use (fraction of one core) between two times, and
-    the process's CPU seconds at both ends."""
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+@dataclass
+class Sample:
+    """The daemon, and its child processes (the Celery sender; multiprocessing's resource
+    tracker) summed: the sends' CPU is spent there."""
+
+    rss: int = 0  # kB
+    threads: int = 0
+    cpu: float = 0.0  # seconds so far
+    child_rss: int = 0
+    child_cpu: float = 0.0
+    children: int = 0
+
+    @classmethod
+    def of(cls, pid: int) -> Sample:
+        sample = cls(*proc_sample(pid))
+        for child in children_of(pid):
+            with contextlib.suppress(OSError):
+                rss, _, cpu = proc_sample(child)
+                sample.child_rss, sample.child_cpu = sample.child_rss + rss, sample.child_cpu + cpu
+                sample.children += 1
+        return sample
+
+
+@dataclass
+class Window:
+    start: Sample
+    end: Sample
+    rss: int  # the most seen, kB
+    child_rss: int
+    threads: int
+    seconds: float
+
+    def cpu_share(self) -> float:
+        return (self.end.cpu - self.start.cpu) / self.seconds
+
+    def child_cpu_share(self) -> float:
+        return (self.end.child_cpu - self.start.child_cpu) / self.seconds
+
+
+def window(pid: int, start: float, end: float) -> Window:
+    """What the daemon (and its children) used between two times."""
     time.sleep(max(0.0, start - time.time()))
-    rss, threads, cpu0 = proc_sample(pid)
+    first = Sample.of(pid)
     t0 = time.time()
+    rss, child_rss, threads = first.rss, first.child_rss, first.threads
     while time.time() < end:
         time.sleep(0.2)
-        r, t, _ = proc_sample(pid)
-        rss, threads = max(rss, r), max(threads, t)
-    _, _, cpu1 = proc_sample(pid)
-    return rss, threads, (cpu1 - cpu0) / (time.time() - t0), cpu0, cpu1
+        now = Sample.of(pid)
+        rss, child_rss = max(rss, now.rss), max(child_rss, now.child_rss)
+        threads = max(threads, now.threads)
+    return Window(first, Sample.of(pid), rss, child_rss, threads, time.time() - t0)
 
 
 def main() -> None:
@@ -157,6 +206,11 @@ def main() -> None:
                 daemon.wait(60)
             sql = "SELECT run_id, scheduled_time, outcome, started_at FROM scheduler_runs"
             rows = rows_of(url, sql)
+            errors = Counter(
+                str(error).splitlines()[0]
+                for (error,) in rows_of(url, "SELECT error FROM scheduler_runs")
+                if error
+            )
             stamps = dict(json.loads(stamps_file.read_text()))
     scheduled = {run_id: at for run_id, at, _, _ in rows}
     starts = [started - at for _, at, _, started in rows]
@@ -165,6 +219,8 @@ def main() -> None:
     store = "PostgreSQL (lease, fenced claims)" if opts.db else "SQLite"
     print(f"\n{n} celery jobs due at once, 2 solo workers on Redis (broker and backend), {store}")
     print(f"  runs: {len(rows)} ({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))})")
+    for error, count in errors.most_common(3):  # why runs failed, if any did
+        print(f"    {count} x {error}")
     print(
         f"  dispatch lag (due -> published)  p50 {ms(percentile(lags, 50))}   "
         f"p99 {ms(percentile(lags, 99))}   max {ms(max(lags))}   ({len(lags)} sent)"
@@ -176,14 +232,19 @@ def main() -> None:
     p99 = percentile(lags, 99)
     target = f"{DISPATCH_P99_TARGET * 1000:.0f} ms"
     print(f"  target p99 < {target}: {verdict(p99 < DISPATCH_P99_TARGET)}")
-    dispatch_cpu = pending[3] - idle[4]
     print(
-        f"  daemon CPU from 1 s before to 2 s after the due time: {dispatch_cpu:.2f} s "
+        f"  CPU from 1 s before to 2 s after the due time: daemon "
+        f"{pending.start.cpu - idle.end.cpu:.2f} s, its sender "
+        f"{pending.start.child_cpu - idle.end.child_cpu:.2f} s "
         f"(load average then {load[0]:.2f}, {os.cpu_count()} CPUs)"
     )
-    for name, (rss, threads, cpu, _, _) in (("idle before due", idle), ("1,000 pending", pending)):
-        print(f"  daemon {name:16} RSS {rss / 1024:6.1f} MB  threads {threads:3}  CPU {cpu:6.1%}")
-    print(f"  no thread per pending result: {verdict(pending[1] < idle[1] + 20)}")
+    for name, seen in (("idle before due", idle), ("1,000 pending", pending)):
+        print(
+            f"  daemon {name:16} RSS {seen.rss / 1024:6.1f} MB  threads {seen.threads:3}  "
+            f"CPU {seen.cpu_share():6.1%}   + {seen.end.children} child processes "
+            f"RSS {seen.child_rss / 1024:6.1f} MB  CPU {seen.child_cpu_share():6.1%}"
+        )
+    print(f"  no thread per pending result: {verdict(pending.threads < idle.threads + 20)}")
     print(
         f"  all outcomes in history: {all_in - due:6.2f} s after the due time, "
         f"{all_in - release:6.2f} s after the release"

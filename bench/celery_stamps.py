@@ -1,8 +1,8 @@
 """Loaded into the benchmarked daemon (``python -c 'import celery_stamps; ...'``): stamps
-every task the moment the broker has it, i.e. when the batch that carried it has been
-written (``Sender._publish`` returned; Celery's ``after_task_publish`` fires before a
-pipelined batch is flushed), and writes the stamps to ``$BENCH_STAMPS`` when the daemon
-exits."""
+every task the moment the daemon hears that the broker has it, i.e. when the sender
+process answers for the batch that carried it (``Sender._publish`` returned; Celery's
+``after_task_publish`` fires in the sender, before a pipelined batch is flushed), and
+writes the stamps to ``$BENCH_STAMPS`` when the daemon exits."""
 
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ STAMPS: list[tuple[str, float]] = []
 _publish = Sender._publish
 
 
-def _stamped(self: Sender, batch: list[Any]) -> list[Exception | None]:
-    errors = _publish(self, batch)
-    now = time.time()
-    STAMPS.extend(
-        (o.message["task_id"], now) for o, e in zip(batch, errors, strict=True) if e is None
-    )
-    return errors
+async def _stamped(self: Sender, batch: list[Any]) -> str | None:
+    error = await _publish(self, batch)
+    now = time.time()  # when the daemon hears the sender is done: a little late, not early
+    if error is None:
+        STAMPS.extend((o.message["task_id"], now) for o in batch)
+    return error
 
 
 def _dump() -> None:

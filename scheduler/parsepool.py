@@ -6,26 +6,20 @@ Callers: the reconciler. Imports only the loader, so a child starts light.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing
 import os
 import resource
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
+from scheduler.children import die_with_parent, host_main_left_behind
 from scheduler.errors import SpecProblem
 from scheduler.loader import FileResult, load_text
 
 PARALLEL_MIN_FILES = 16
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -63,16 +57,6 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
-def die_with_parent(parent: int | None) -> None:
-    """Have the kernel kill this process when its parent dies (Linux), and exit now if the
-    parent is already gone: an orphaned worker would wait for work forever."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if parent is not None and os.getppid() != parent:
-        os._exit(1)
-
-
 def _init_child(parent: int | None, limits: ChildLimits | None) -> None:
     die_with_parent(parent)
     # A child only parses: its objects form no cycles, and the collector's full passes over
@@ -85,42 +69,11 @@ def _init_child(parent: int | None, limits: ChildLimits | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
-_MAIN = threading.Lock()
-
-
-@contextmanager
-def _host_main_left_behind() -> Iterator[None]:
-    """Children started inside do not re-import the host program's ``__main__``.
-
-    A "forkserver" or "spawn" child runs the parent's main script (or ``-m`` module) again
-    as ``__mp_main__`` before it takes work (``multiprocessing.spawn.get_preparation_data``
-    names it by ``__main__.__spec__`` or ``__file__``). A parse child needs nothing of it,
-    and an embedding app's script without an ``if __name__ == "__main__"`` guard would
-    start its whole app in each child, and ``python -`` has no file to run: the children
-    died and every file was refused. Hidden while a child starts; the lock keeps two pools
-    from restoring each other's half."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    with _MAIN:
-        saved: dict[str, Any] = {
-            name: vars(main)[name] for name in ("__file__", "__spec__") if name in vars(main)
-        }
-        vars(main).pop("__file__", None)
-        main.__spec__ = None
-        try:
-            yield
-        finally:
-            vars(main).pop("__spec__", None)
-            vars(main).update(saved)
-
-
 def _submit(
     executor: ProcessPoolExecutor, batch: list[tuple[str, str]]
 ) -> Future[list[FileResult]]:
     """A batch for a child; children start on submit (not under "fork"), so here."""
-    with _host_main_left_behind():
+    with host_main_left_behind():
         return executor.submit(load_lean, batch)
 
 

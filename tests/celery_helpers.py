@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -118,6 +119,18 @@ def celery_worker(
                 proc.wait()
         if first:
             _delete_queues(broker, list(queues.values()))
+
+
+@contextmanager
+def silent_redis() -> Iterator[str]:
+    """A Redis URL whose port accepts connections and never answers (a hung broker)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        server.close()  # resets the connections still waiting, freeing the senders
 
 
 # -- a daemon with its HTTP API, as the celery tests drive it ---------------------------

@@ -5,7 +5,6 @@ loop) goes on serving and running other jobs."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.handlers import celery as celery_handler
-from tests.celery_helpers import finished, trigger
+from tests.celery_helpers import finished, silent_redis, trigger
 from tests.conftest import StartApi, WriteJobs
 from tests.runner_helpers import Harness, harness, job, now, run_once, wait_for_async
 
@@ -59,14 +58,8 @@ def test_a_broker_that_refuses_is_a_failure_retried_and_the_daemon_serves_on(
 
 @pytest.fixture
 def silent_broker() -> Iterator[str]:
-    """A port that accepts connections and never answers (a hung broker)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    try:
-        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    finally:
-        server.close()  # resets the connections still waiting, freeing the client threads
+    with silent_redis() as url:
+        yield url
 
 
 async def ticking(seconds: float) -> str:

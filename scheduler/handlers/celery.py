@@ -2,45 +2,51 @@
 into run history. The scheduler decides when; Celery workers do the work.
 
 Celery is imported only when a job of this type runs (``pip install
-'declarative-scheduler[celery]'``), so job files validate without it. Every call into
-Celery blocks, so each runs on a small thread pool of its own, under a deadline; results are
-polled for all pending runs at once by one ``ResultWatch`` per result backend (one batched
-read per tick, no thread per pending result): both in ``celery_results``. Callers: the
-runner, through the registry.
+'declarative-scheduler[celery]'``), so job files validate without it. Tasks are sent in
+batches by a process of its own per broker (``celery_send``), off the loop and off the
+daemon's interpreter lock. Every other call into Celery blocks, so each runs on a small
+thread pool of its own, under a deadline; results are polled for all pending runs at once
+by one ``ResultWatch`` per result backend (one batched read per tick, no thread per pending
+result): both in ``celery_results``. Callers: the runner, through the registry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import importlib.util
 import logging
 import math
+import multiprocessing
 import os
 import re
 import string
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
+from scheduler import celery_send
+from scheduler.celery_send import INSTALL_HINT, CeleryMissing, new_app
+from scheduler.children import host_main_left_behind
 from scheduler.durations import Duration
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 from scheduler.handlers.celery_results import (
     CLIENT_THREADS,
     REPR_LIMIT,
     call,
-    executor,
     outcome_of,
     watch,
     worker_of,
 )
 
-INSTALL_HINT = "pip install 'declarative-scheduler[celery]'"
 SEND_TIMEOUT = 10.0  # seconds for the broker to take a task (or a revoke) before we give up
 SEND_BATCHES = 2  # batches of sends in flight at once, each on a client thread
 BATCH_LIMIT = 100
@@ -171,10 +177,6 @@ class CeleryDefaults(HandlerArgs):
         return CeleryArgs._backend_url(value)
 
 
-class CeleryMissing(Exception):
-    pass
-
-
 class UnsetVariable(Exception):
     pass
 
@@ -198,36 +200,19 @@ _apps_lock = threading.Lock()
 
 
 def _app(broker: str, backend: str | None) -> Any:
-    """One client per broker (and backend), kept for the daemon's life (its connection
-    pool is reused). The sender has no backend: Redis' would subscribe to every task.
-    Built on a client thread or the warm-up's, never on the loop (importing Celery and its
-    transport takes a tenth of a second)."""
+    """The daemon's own client per broker (and backend), kept for the daemon's life: it
+    reads results and revokes tasks (sends are the sender process's). Built on a client
+    thread or the warm-up's, never on the loop (importing Celery and its transport takes a
+    tenth of a second)."""
     with _apps_lock:
         app = _apps.get((broker, backend))
         if app is None:
-            app = _apps[broker, backend] = _new_app(broker, backend)
+            app = _apps[broker, backend] = new_app(broker, backend, CLIENT_THREADS * 2)
         return app
 
 
-def _new_app(broker: str, backend: str | None) -> Any:
-    try:
-        from celery import Celery
-    except ImportError as exc:
-        raise CeleryMissing(
-            f"the celery run type needs Celery, which is not installed ({exc}): {INSTALL_HINT}"
-        ) from None
-    app = Celery("declarative-scheduler", broker=broker, backend=backend, set_as_current=False)
-    app.conf.update(
-        broker_connection_timeout=4,
-        broker_connection_retry=False,
-        broker_pool_limit=CLIENT_THREADS * 2,
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 4},
-        redis_socket_timeout=5,
-        redis_socket_connect_timeout=4,
-        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
-    )
-    return app
+class SendFailed(Exception):
+    """The sender process could not send a batch: why, as ``Type: message``."""
 
 
 @dataclass
@@ -236,12 +221,60 @@ class _Outgoing:
     future: asyncio.Future[None]
 
 
+_processes: dict[str, ProcessPoolExecutor] = {}
+_process_ids: dict[str, int] = {}
+_processes_lock = threading.Lock()
+
+
+def _in_sender(broker: str, fn: Callable[..., T], *args: Any) -> Future[T]:
+    """Call ``fn`` in the sender process of ``broker`` (one per broker, so a broker that
+    hangs holds up only its own sends), started on first use and again after it died."""
+    with _processes_lock:
+        for _ in range(2):
+            pool = _processes.get(broker)
+            if pool is None:
+                context = multiprocessing.get_context("spawn")  # the daemon has threads
+                pool = ProcessPoolExecutor(
+                    1, mp_context=context, initializer=celery_send.init, initargs=(os.getpid(),)
+                )
+                _processes[broker] = pool
+            try:
+                with host_main_left_behind():  # the child starts on the first submit
+                    return pool.submit(fn, *args)
+            except BrokenProcessPool:  # it died since its last batch: start another
+                del _processes[broker]
+                pool.shutdown(wait=False, cancel_futures=True)
+        raise BrokenProcessPool("the Celery sender process could not be started")
+
+
+def _sent_from(broker: str, outcome: tuple[int, str | None]) -> str | None:
+    """The sender's answer: why it failed, or None. Logs each new sender process."""
+    pid, error = outcome
+    if _process_ids.get(broker) != pid:
+        _process_ids[broker] = pid
+        log.info("celery tasks for %s are sent by process %d", _hidden(broker), pid)
+    return error
+
+
+def _sender_died(exc: BaseException) -> str:
+    why = f"the Celery sender process stopped ({type(exc).__name__}: {exc})"
+    log.warning("%s; the next send starts a new one", why)
+    return f"SenderStopped: {why}"
+
+
+def _hidden(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
 @dataclass
 class Sender:
-    """Tasks to send, in batches: each batch on a client thread over one producer (taking a
-    producer from the pool per task cost more than the send), ``SEND_BATCHES`` at once."""
+    """Tasks to send to one broker, in batches, by its sender process; ``SEND_BATCHES``
+    batches are handed over at once, so the next is waiting as the sender finishes one."""
 
-    app: Any
+    broker: str
     queue: deque[_Outgoing] = field(default_factory=deque)
     drains: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -256,75 +289,49 @@ class Sender:
         await asyncio.wait_for(outgoing.future, SEND_TIMEOUT)
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         while self.queue:
-            batch = [self.queue.popleft() for _ in range(min(BATCH_LIMIT, len(self.queue)))]
-            try:
-                errors = await loop.run_in_executor(executor(), self._publish, batch)
-            except Exception as exc:  # pragma: no cover  (_publish catches what sending raises)
-                errors = [exc] * len(batch)
-            for outgoing, error in zip(batch, errors, strict=True):
-                if outgoing.future.done():  # its run gave up waiting (timeout, stopped)
+            taken = [self.queue.popleft() for _ in range(min(BATCH_LIMIT, len(self.queue)))]
+            # A task whose run gave up waiting (timeout, stopped) is not sent.
+            batch = [o for o in taken if not o.future.done()]
+            if not batch:
+                continue
+            error = await self._publish(batch)
+            for outgoing in batch:
+                if outgoing.future.done():
                     continue
                 if error is None:
                     outgoing.future.set_result(None)
                 else:
-                    outgoing.future.set_exception(error)
+                    outgoing.future.set_exception(SendFailed(error))
 
-    def _publish(self, batch: list[_Outgoing]) -> list[Exception | None]:
-        """On a client thread. A task whose run gave up waiting is not sent; when a send
-        fails the whole batch fails with it (the broker is gone, and each would wait as long
-        to find out; a pipelined batch is written or not as one)."""
+    async def _publish(self, batch: list[_Outgoing]) -> str | None:
+        """Why the batch was not sent, or None."""
+        messages = [o.message for o in batch]
         try:
-            with self.app.producer_or_acquire() as producer:
-                # Each queue is declared once per batch (kombu remembers it per connection)
-                # rather than by every send: that check was a third of a send's cost.
-                declare(self.app, producer, {o.message["queue"] for o in batch})
-                # Kombu 5.7+ pipelines a batch to Redis: one round trip, not one per task.
-                batching = getattr(producer, "batch", None)
-                with batching(4 * BATCH_LIMIT) if batching else contextlib.nullcontext():
-                    for outgoing in batch:
-                        if not outgoing.future.done():
-                            self.app.send_task(
-                                producer=producer,
-                                declare=[],
-                                add_to_parent=False,  # no task of ours is its parent
-                                **outgoing.message,
-                            )
-        except Exception as exc:
-            return [exc] * len(batch)
-        return [None] * len(batch)
+            future = _in_sender(self.broker, celery_send.publish, self.broker, messages)
+            return _sent_from(self.broker, await asyncio.wrap_future(future))
+        except BrokenProcessPool as exc:
+            return _sender_died(exc)
+        except Exception as exc:  # never leave the batch's runs waiting for the send bound
+            return f"{type(exc).__name__}: {exc}"
 
 
-def declare(app: Any, producer: Any, queues: set[str | None]) -> None:
-    """Declare the queues as ``send_task`` would (the named queue, or Celery's default)."""
-    for name in queues:
-        producer.maybe_declare(app.amqp.queues[name or app.conf.task_default_queue])
+_senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Sender]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-_senders: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, asyncio.Future[Sender]]
-] = weakref.WeakKeyDictionary()
-
-
-async def _sender(broker: str) -> Sender:
-    # Per event loop, as its drains are tasks of one loop (``scheduler trigger`` and tests
-    # run several loops in one process). The first run of a broker builds its client on a
-    # thread; the runs due with it wait for that one build.
+def _sender(broker: str) -> Sender:
+    """Per event loop, as its drains are tasks of one loop (``scheduler trigger`` and tests
+    run several loops in one process)."""
     per_loop = _senders.setdefault(asyncio.get_running_loop(), {})
-    future = per_loop.get(broker)
-    if future is None:
-        future = per_loop[broker] = asyncio.ensure_future(_new_sender(broker))
-    try:
-        return await asyncio.shield(future)
-    except Exception:
-        if per_loop.get(broker) is future:
-            del per_loop[broker]  # the next run tries again
-        raise
-
-
-async def _new_sender(broker: str) -> Sender:
-    return Sender(await _client(broker, None))
+    sender = per_loop.get(broker)
+    if sender is None:
+        if importlib.util.find_spec("celery") is None:  # say so here, not from the child
+            raise CeleryMissing(f"the celery run type needs Celery, which is not installed: "
+                                f"{INSTALL_HINT}")  # fmt: skip
+        sender = per_loop[broker] = Sender(broker)
+    return sender
 
 
 async def _client(broker: str, backend: str | None) -> Any:
@@ -340,10 +347,10 @@ _unprepared: dict[tuple[str, str | None, str | None], str] = {}
 
 
 def prepare(args: CeleryArgs) -> None:
-    """Before a celery run is due, off the loop: import Celery, build the client, connect
-    the producers a burst sends on and declare the queue, so that the first sends of 1,000
-    runs due together do not wait a fifth of a second for all that. Best effort: a broker
-    down now is the run's own failure when it is due."""
+    """Before a celery run is due, off the loop: start the broker's sender process (it
+    imports Celery, connects and declares the queue) and build the result client, so that
+    the first sends of 1,000 runs due together do not wait a second for all that. Best
+    effort: a broker down now is the run's own failure when it is due."""
     try:
         broker = _expand(args.broker, "broker")
         backend = None if args.backend is None else _expand(args.backend, "backend")
@@ -353,12 +360,14 @@ def prepare(args: CeleryArgs) -> None:
     if key in _prepared:
         return
     try:
-        app = _app(broker, None)
-        with contextlib.ExitStack() as stack:
-            for _ in range(SEND_BATCHES):
-                declare(app, stack.enter_context(app.producer_or_acquire()), {args.queue})
+        outcome = _in_sender(broker, celery_send.warm, broker, [args.queue])
+        if error := _sent_from(broker, outcome.result(SEND_TIMEOUT)):
+            raise SendFailed(error)
         if backend is not None:
             _app(broker, backend).backend  # noqa: B018  (builds the result client)
+    except BrokenProcessPool as exc:
+        _sender_died(exc)
+        return
     except Exception as exc:
         why = f"{type(exc).__name__}: {exc}"
         if _unprepared.get(key) != why:  # once per cause, not every look ahead
@@ -369,8 +378,9 @@ def prepare(args: CeleryArgs) -> None:
     _prepared.add(key)
 
 
-async def _revoke(app: Any, task_id: str) -> str:
+async def _revoke(broker: str, task_id: str) -> str:
     try:
+        app = await _client(broker, None)
         await asyncio.shield(
             call(lambda: app.control.revoke(task_id, terminate=True), SEND_TIMEOUT)
         )
@@ -396,8 +406,8 @@ async def _send(sender: Sender, args: CeleryArgs, task_id: str, expires: float |
         )
     except TimeoutError:
         return f"the broker did not take the task in {SEND_TIMEOUT:g}s"
-    except Exception as exc:
-        return f"could not send the task: {type(exc).__name__}: {exc}"
+    except SendFailed as exc:
+        return f"could not send the task: {exc}"
     return ""
 
 
@@ -407,11 +417,9 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
     try:
         broker = _expand(args.broker, "broker")
         backend = None if args.backend is None else _expand(args.backend, "backend")
-        sender = await _sender(broker)
+        sender = _sender(broker)
     except (CeleryMissing, UnsetVariable) as exc:
         return Result("failure", error=str(exc))
-    except TimeoutError:
-        return Result("failure", error=f"the Celery client did not start in {SEND_TIMEOUT:g}s")
     expires = args.expires.total_seconds() if args.expires else ctx.timeout
     task_id = ctx.run_id
 
@@ -436,7 +444,7 @@ async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
         # Stopped (timeout, replace, shutdown) while sending or waiting: the task may be
         # queued or running by now. Revoking an id no worker has seen is harmless (workers
         # remember it and drop the task if it arrives).
-        ctx.stop_note = await _revoke(sender.app, task_id)
+        ctx.stop_note = await _revoke(broker, task_id)
         raise
     if worker := worker_of(meta):
         ctx.worker = worker
@@ -447,10 +455,9 @@ async def stop_lost(args: CeleryArgs, task_id: str) -> str:
     """A run a dead daemon left with its task queued or running: revoke the task."""
     try:
         broker = _expand(args.broker, "broker")
-        app = await _client(broker, None)
-    except Exception as exc:
-        return f"celery task {task_id} could not be revoked ({type(exc).__name__}: {exc})"
-    return await _revoke(app, task_id)
+    except UnsetVariable as exc:
+        return f"celery task {task_id} could not be revoked ({exc})"
+    return await _revoke(broker, task_id)
 
 
 HANDLER = HandlerType(

@@ -21,6 +21,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+
 def upgrade() -> None:
     # Nullable: every job stored before this revision was declared in a file.
     with op.batch_alter_table("scheduler_jobs") as batch:
