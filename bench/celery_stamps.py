@@ -1,6 +1,6 @@
 """Loaded into the benchmarked daemon (``python -c 'import celery_stamps; ...'``): stamps
 every task the moment the daemon hears that the broker has it, i.e. when the sender
-process answers for the batch that carried it (``Sender._publish`` returned; Celery's
+process answers for the batch that carried it (``Sender._settle`` is told; Celery's
 ``after_task_publish`` fires in the sender, before a pipelined batch is flushed), and
 writes the stamps to ``$BENCH_STAMPS`` when the daemon exits."""
 
@@ -16,20 +16,19 @@ from typing import Any
 from scheduler.handlers.celery import Sender
 
 STAMPS: list[tuple[str, float]] = []
-_publish = Sender._publish
+_settle = Sender._settle
 
 
-async def _stamped(self: Sender, batch: list[Any]) -> str | None:
-    error = await _publish(self, batch)
+def _stamped(self: Sender, batch: list[Any], error: str | None) -> None:
     now = time.time()  # when the daemon hears the sender is done: a little late, not early
     if error is None:
         STAMPS.extend((o.message["task_id"], now) for o in batch)
-    return error
+    _settle(self, batch, error)
 
 
 def _dump() -> None:
     Path(os.environ["BENCH_STAMPS"]).write_text(json.dumps(STAMPS))
 
 
-Sender._publish = _stamped  # type: ignore[method-assign]
+Sender._settle = _stamped  # type: ignore[method-assign]
 atexit.register(_dump)

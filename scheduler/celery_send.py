@@ -92,11 +92,14 @@ def warm(broker: str, queues: list[str | None]) -> tuple[int, str | None]:
     return os.getpid(), None
 
 
-def publish(broker: str, messages: list[dict[str, Any]]) -> tuple[int, str | None]:
+def publish(broker: str, messages: list[dict[str, Any]], deadline: float) -> tuple[int, str | None]:
     """Send a batch over one producer (taking one from the pool per task cost more than the
-    send). Returns this process's id and why the batch failed, or None: when a send fails
-    the whole batch fails with it (the broker is gone, and each would wait as long to find
-    out; a pipelined batch is written or not as one)."""
+    send), unless ``deadline`` (a time) has passed: its runs no longer wait for it. Returns
+    this process's id and why the batch failed, or None: when a send fails the whole batch
+    fails with it (the broker is gone, and each would wait as long to find out; a
+    pipelined batch is written or not as one)."""
+    if time.time() > deadline:
+        return os.getpid(), "Expired: not sent, its runs stopped waiting (earlier sends hung)"
     try:
         app = _app(broker)
         with app.producer_or_acquire() as producer:

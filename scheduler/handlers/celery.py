@@ -22,8 +22,8 @@ import os
 import re
 import string
 import threading
+import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,8 +48,7 @@ from scheduler.handlers.celery_results import (
 )
 
 SEND_TIMEOUT = 10.0  # seconds for the broker to take a task (or a revoke) before we give up
-SEND_BATCHES = 2  # batches of sends in flight at once, each on a client thread
-BATCH_LIMIT = 100
+BATCH_LIMIT = 100  # tasks handed to the sender process at once
 
 _VAR = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 BROKER_SCHEMES = {
@@ -271,49 +270,67 @@ def _hidden(url: str) -> str:
 
 @dataclass
 class Sender:
-    """Tasks to send to one broker, in batches, by its sender process; ``SEND_BATCHES``
-    batches are handed over at once, so the next is waiting as the sender finishes one."""
+    """Tasks to send to one broker, handed to its sender process in batches: a batch goes
+    as soon as it is full, or when the loop has run what was ready (so the sender starts on
+    the first hundred runs of a burst while the loop is still starting the rest)."""
 
     broker: str
-    queue: deque[_Outgoing] = field(default_factory=deque)
-    drains: set[asyncio.Task[None]] = field(default_factory=set)
+    pending: list[_Outgoing] = field(default_factory=list)
+    flush_soon: asyncio.Handle | None = None
 
     async def send(self, **message: Any) -> None:
         loop = asyncio.get_running_loop()
         outgoing = _Outgoing(message, loop.create_future())
-        self.queue.append(outgoing)
-        if len(self.drains) < SEND_BATCHES:
-            drain = loop.create_task(self._drain())
-            self.drains.add(drain)
-            drain.add_done_callback(self.drains.discard)
+        self.pending.append(outgoing)
+        if len(self.pending) >= BATCH_LIMIT:
+            self._flush()
+        elif self.flush_soon is None:
+            self.flush_soon = loop.call_soon(self._flush)
         await asyncio.wait_for(outgoing.future, SEND_TIMEOUT)
 
-    async def _drain(self) -> None:
-        while self.queue:
-            taken = [self.queue.popleft() for _ in range(min(BATCH_LIMIT, len(self.queue)))]
-            # A task whose run gave up waiting (timeout, stopped) is not sent.
-            batch = [o for o in taken if not o.future.done()]
-            if not batch:
-                continue
-            error = await self._publish(batch)
-            for outgoing in batch:
-                if outgoing.future.done():
-                    continue
-                if error is None:
-                    outgoing.future.set_result(None)
-                else:
-                    outgoing.future.set_exception(SendFailed(error))
-
-    async def _publish(self, batch: list[_Outgoing]) -> str | None:
-        """Why the batch was not sent, or None."""
+    def _flush(self) -> None:
+        if self.flush_soon is not None:
+            self.flush_soon.cancel()
+            self.flush_soon = None
+        # A task whose run gave up waiting (timeout, stopped) is not sent.
+        batch = [o for o in self.pending if not o.future.done()]
+        self.pending = []
+        if not batch:
+            return
+        # Nor is a batch the sender reaches after its runs gave up (a hung broker).
+        deadline = time.time() + SEND_TIMEOUT
         messages = [o.message for o in batch]
         try:
-            future = _in_sender(self.broker, celery_send.publish, self.broker, messages)
-            return _sent_from(self.broker, await asyncio.wrap_future(future))
-        except BrokenProcessPool as exc:
-            return _sender_died(exc)
+            future = _in_sender(self.broker, celery_send.publish, self.broker, messages, deadline)
         except Exception as exc:  # never leave the batch's runs waiting for the send bound
-            return f"{type(exc).__name__}: {exc}"
+            self._settle(batch, _failure(exc))
+            return
+        asyncio.wrap_future(future).add_done_callback(functools.partial(self._answered, batch))
+
+    def _answered(
+        self, batch: list[_Outgoing], future: asyncio.Future[tuple[int, str | None]]
+    ) -> None:
+        try:
+            error = _sent_from(self.broker, future.result())
+        except BaseException as exc:
+            error = _failure(exc)
+        self._settle(batch, error)
+
+    def _settle(self, batch: list[_Outgoing], error: str | None) -> None:
+        """The batch was sent (``error`` None), or why not."""
+        for outgoing in batch:
+            if outgoing.future.done():
+                continue
+            if error is None:
+                outgoing.future.set_result(None)
+            else:
+                outgoing.future.set_exception(SendFailed(error))
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, BrokenProcessPool):
+        return _sender_died(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 _senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Sender]] = (
@@ -322,8 +339,8 @@ _senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Sender]
 
 
 def _sender(broker: str) -> Sender:
-    """Per event loop, as its drains are tasks of one loop (``scheduler trigger`` and tests
-    run several loops in one process)."""
+    """Per event loop, as its futures are of one loop (``scheduler trigger`` and tests run
+    several loops in one process)."""
     per_loop = _senders.setdefault(asyncio.get_running_loop(), {})
     sender = per_loop.get(broker)
     if sender is None:
