@@ -1,16 +1,18 @@
 """Celery tasks are sent by a process of the daemon's own, one per broker. If it dies
 (kill -9, the OOM killer), the runs whose tasks it held fail saying so, and the next run
-starts a new one: the daemon never stops sending, and never blocks on the dead one."""
+starts a new one: the daemon never stops sending, and never blocks on the dead one. It is
+started ahead of the runs due within a minute."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.api_helpers import ApiDaemon, StartApi
-from tests.celery_helpers import celery_worker, finished, runs, silent_redis, trigger
+from tests.celery_helpers import BROKERS, celery_worker, finished, runs, silent_redis, trigger
 from tests.conftest import WriteJobs
 from tests.daemon_helpers import wait_for
 from tests.runner_helpers import gone
@@ -99,3 +101,21 @@ def test_a_sender_killed_while_sending_fails_its_runs_with_the_reason(
         assert (local["outcome"], local["output_tail"]) == ("success", "still here\n")
         with daemon.client() as client:
             assert client.get("/healthz").status_code == 200
+
+
+def test_a_run_due_within_a_minute_has_its_sender_ready_before_it_is_due(
+    write_jobs: WriteJobs, start_api: StartApi
+) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=50)
+    write_jobs(
+        "a.yaml",
+        f"""
+        jobs:
+          soon:
+            schedule: {{at: "{due.isoformat()}"}}
+            run: {{type: celery, task: sd.add, broker: "{BROKERS["redis"][0]}"}}
+        """,
+    )
+    daemon = start_api()
+    daemon.wait_log(SENT_BY)  # started and connected by the warm-up: nothing was sent yet
+    assert runs(daemon, "soon") == []
