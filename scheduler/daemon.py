@@ -52,6 +52,7 @@ from scheduler.runner import Runner, RunnerExecutor
 from scheduler.service import error_reply
 from scheduler.settings import Settings
 from scheduler.spec import default_models, fingerprint
+from scheduler.startup import reconcile_in_child, worth_a_child
 from scheduler.store import Store
 from scheduler.storefile import StoreFile
 from scheduler.triggers import build_trigger
@@ -263,7 +264,13 @@ class Daemon:
         with suppress(Exception):  # housekeeping only: never a reason not to lead
             await asyncio.to_thread(handoff.prune, self.store)
         self.seen_changes = await asyncio.to_thread(handoff.changes, self.store)
-        await self.reconcile("start-up" if first else "took the lead")
+        in_child = False
+        if first:
+            with suppress(Exception):  # the reconcile itself says what is wrong
+                in_child = await asyncio.to_thread(
+                    worth_a_child, self.store.engine, self.settings.jobs_dir
+                )
+        await self.reconcile("start-up" if first else "took the lead", in_child=in_child)
         self._reload_specs()
         end_lost_work(self.runner, lost)  # their tasks elsewhere stopped, then notified once
         if first:
@@ -427,14 +434,31 @@ class Daemon:
         allow_empty: bool | None = None,
         dry_run: bool = False,
         allow_orphan_delete: bool = False,
+        in_child: bool = False,
     ) -> dict[str, Any]:
-        """Reconcile now (or only plan); log and return the outcome. Never raises."""
+        """Reconcile now (or only plan); log and return the outcome. Never raises.
+        ``in_child``: a first start's large reconcile (``startup``); the specs it wrote are
+        then read from the store afterwards."""
         allow = self.allow_empty if allow_empty is None else allow_empty
         if not dry_run and self.fence is None:  # file changes, SIGHUP: the leader's job
             log.info("reconcile (%s) left to the leader: this replica stands by", why)
             return {"ok": False, "error": "this replica stands by: the leader reconciles"}
         async with self.reconcile_lock:
             try:
+                if in_child:
+                    log.info("start-up reconcile of large job files: in a child process")
+                    outcome = await asyncio.to_thread(
+                        reconcile_in_child,
+                        self.store.url,
+                        self.settings.jobs_dir,
+                        allow,
+                        PARSE_WORKERS,
+                        ChildLimits.from_env(),
+                    )
+                    details = outcome.details
+                    self._log_result(why, details, outcome.parsed_files, outcome.seconds)
+                    self._reconciled({"ok": True, "why": why, **details})
+                    return {"ok": True, "result": details}
                 sync = functools.partial(self._reconcile_sync, allow, dry_run, allow_orphan_delete)
                 result = await asyncio.to_thread(sync)
             except Exception as exc:  # bad files, or a bug: either way keep running
@@ -459,7 +483,7 @@ class Daemon:
             if result.applied and self.scheduler is not None and self.scheduler.running:
                 self._builtin_cleanup()
                 self.scheduler.wakeup()
-            self._log_result(why, result)
+            self._log_result(why, details, result.parsed_files, result.seconds)
             self._reconciled({"ok": True, "why": why, **details})
             return {"ok": True, "result": details}
 
@@ -472,34 +496,37 @@ class Daemon:
         self.last_reconcile["at"] = datetime.fromtimestamp(now, UTC).isoformat()
         self.metrics.observe_reconcile(outcome["ok"], now)
 
-    def _log_result(self, why: str, result: ReconcileResult) -> None:
-        p = result.plan
+    def _log_result(
+        self, why: str, details: dict[str, Any], parsed_files: int, seconds: float
+    ) -> None:
+        """``details``: ``render.plan_details`` of the reconcile."""
+        added, updated, removed = details["add"], details["update"], details["remove"]
         counts = {
-            "added": len(p.add),
-            "updated": len(p.update),
-            "removed": len(p.remove),
-            "unchanged": len(p.unchanged),
-            "parsed_files": result.parsed_files,
-            "duration": round(result.seconds, 6),
+            "added": len(added),
+            "updated": len(updated),
+            "removed": len(removed),
+            "unchanged": len(details["unchanged"]),
+            "parsed_files": parsed_files,
+            "duration": round(seconds, 6),
         }
         log.info(
             "reconcile (%s): %d added, %d updated, %d removed, %d unchanged; "
             "%d file(s) parsed in %.0f ms",
             why,
-            len(p.add),
-            len(p.update),
-            len(p.remove),
-            len(p.unchanged),
-            result.parsed_files,
-            result.seconds * 1000,
+            counts["added"],
+            counts["updated"],
+            counts["removed"],
+            counts["unchanged"],
+            parsed_files,
+            seconds * 1000,
             extra={"event": "reconcile", "trigger": why, **counts},
         )
-        for job in p.add:
-            log.info("  + %s (%s)", job.id, job.source)
-        for update in p.update:
-            log.info("  ~ %s: %s", update.job.id, ", ".join(update.fields))
-        for stored in p.remove:
-            log.info("  - %s", stored.id)
+        for job in added:
+            log.info("  + %s (%s)", job["id"], job["source"])
+        for update in updated:
+            log.info("  ~ %s: %s", update["id"], ", ".join(c["field"] for c in update["changes"]))
+        for stored in removed:
+            log.info("  - %s", stored["id"])
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
