@@ -17,7 +17,6 @@ import functools
 import importlib.util
 import logging
 import math
-import multiprocessing
 import os
 import re
 import string
@@ -25,17 +24,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from scheduler import celery_send
 from scheduler.celery_send import INSTALL_HINT, CeleryMissing, new_app
-from scheduler.children import host_main_left_behind
 from scheduler.durations import Duration
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 from scheduler.handlers.celery_results import (
@@ -61,6 +57,9 @@ BACKEND_SCHEMES = {
     "couchdb", "couchbase", "arangodb", "dynamodb", "azureblockblob", "s3", "gs", "file",
     "consul", "cosmosdbsql",
 }  # fmt: skip
+
+if TYPE_CHECKING:  # processes are started only by a celery run: not imported by `validate`
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -228,6 +227,12 @@ _processes_lock = threading.Lock()
 def _in_sender(broker: str, fn: Callable[..., T], *args: Any) -> Future[T]:
     """Call ``fn`` in the sender process of ``broker`` (one per broker, so a broker that
     hangs holds up only its own sends), started on first use and again after it died."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from scheduler.children import host_main_left_behind
+
     with _processes_lock:
         for _ in range(2):
             pool = _processes.get(broker)
@@ -328,6 +333,8 @@ class Sender:
 
 
 def _failure(exc: BaseException) -> str:
+    from concurrent.futures.process import BrokenProcessPool
+
     if isinstance(exc, BrokenProcessPool):
         return _sender_died(exc)
     return f"{type(exc).__name__}: {exc}"
@@ -376,16 +383,18 @@ def prepare(args: CeleryArgs) -> None:
     key = (broker, backend, args.queue)
     if key in _prepared:
         return
+    from concurrent.futures.process import BrokenProcessPool as ProcessError
+
     try:
         outcome = _in_sender(broker, celery_send.warm, broker, [args.queue])
         if error := _sent_from(broker, outcome.result(SEND_TIMEOUT)):
             raise SendFailed(error)
         if backend is not None:
             _app(broker, backend).backend  # noqa: B018  (builds the result client)
-    except BrokenProcessPool as exc:
-        _sender_died(exc)
-        return
     except Exception as exc:
+        if isinstance(exc, ProcessError):  # the sender died: the next send starts another
+            _failure(exc)
+            return
         why = f"{type(exc).__name__}: {exc}"
         if _unprepared.get(key) != why:  # once per cause, not every look ahead
             log.info("celery client not ready ahead of a run (%s)", why)
