@@ -191,7 +191,7 @@ def reconcile(
     loaded = load()
     with guard():
         with store.engine.connect() as conn, gc_paused():
-            stored = store.stored_jobs(conn, files_only=True)
+            stored = store.stored_jobs(conn, files_only=True, specs=False)
             stored_t = stored_templates(store, conn)
         # A job known only by fingerprint that the store does not hold as such (a store
         # edited behind our back): parse its file after all, to have its spec.
@@ -212,6 +212,14 @@ def reconcile(
             loaded = load(reparse=stale)
         if not loaded.jobs and stored and not allow_empty:
             raise EmptyJobsDir(jobs_dir, len(stored))
+        changed_ids = [
+            job.id
+            for job in loaded.jobs.values()
+            if job.id in stored and stored[job.id].fingerprint != job.fingerprint
+        ]
+        if changed_ids:  # only these are compared field by field
+            with store.engine.connect() as conn:
+                stored = store.with_specs(conn, stored, changed_ids)
         result_plan = plan(loaded.jobs, stored)
         when = now or datetime.now(UTC)
         shift = plan_templates(store, loaded.templates, stored_t, result_plan, allow_orphan_delete)
