@@ -29,6 +29,7 @@ _PLAIN_TAGS = {f"{_CORE}{t}" for t in ("int", "float", "bool", "null")}
 _STR_TAG, _MAP_TAG, _SEQ_TAG = f"{_CORE}str", f"{_CORE}map", f"{_CORE}seq"
 _TIMESTAMP_TAG = f"{_CORE}timestamp"
 MiB = 1024 * 1024
+RESOLVED_LIMIT = 4096  # distinct plain values whose type a file's reader remembers
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class _Reader:
         self.open: dict[str, Any] = {}  # anchors being built: an alias back to one is a cycle
         self.through_aliases = 0
         self.jobs = 0
+        self.resolved: dict[tuple[str, Any], tuple[bool, Any]] = {}
 
     def read(self) -> Parsed:
         try:
@@ -188,13 +190,36 @@ class _Reader:
             )
         tag = event.tag
         if tag is None or tag == "!":
-            tag = self.loader.resolve(yaml.ScalarNode, value, event.implicit)  # type: ignore[no-untyped-call]
+            # Plain values repeat from job to job (`command`, `true`, `1h`): each is
+            # resolved by PyYAML's resolver (a Python loop over regexes) once per file.
+            implicit = event.implicit
+            resolved = self.resolved.get((value, implicit))
+            if resolved is None:
+                if len(self.resolved) < RESOLVED_LIMIT:
+                    resolved = self.resolved[value, implicit] = self._resolve(value, implicit)
+                else:
+                    resolved = self._resolve(value, implicit)
+            kind, constructed = resolved
+            if kind:
+                return constructed
+            tag = constructed
         if tag in (_STR_TAG, _TIMESTAMP_TAG):
             return value  # a timestamp stays text: pydantic parses it and reports bad dates
         if tag in _PLAIN_TAGS:
             return self.loader.yaml_constructors[tag](self.loader, yaml.ScalarNode(tag, value))
         self.problem(_mark_of(event), tag_message(tag))
         return None
+
+    def _resolve(self, value: str, implicit: tuple[bool, bool]) -> tuple[bool, Any]:
+        """(True, the value) for a plain value of a plain type, else (False, its tag)."""
+        tag = self.loader.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
+        if tag in (_STR_TAG, _TIMESTAMP_TAG):
+            return True, value
+        if tag in _PLAIN_TAGS:
+            return True, self.loader.yaml_constructors[tag](
+                self.loader, yaml.ScalarNode(tag, value)
+            )
+        return False, tag
 
     def _enter(self, event: Any, depth: int, plain: str) -> bool:
         if depth > self.limits.depth:
@@ -233,7 +258,7 @@ class _Reader:
         result: dict[str, Any] = {}
         pos = Pos(_mark_of(event)) if self.positions else None
         keys: dict[str, tuple[Mark, Pos]] = {}
-        seen: dict[str, int] = {}  # key -> its line
+        seen: dict[str, Any] = {}  # key -> its event (its line is needed only for a duplicate)
         merges: list[Built] = []
         size = 1
         get = self.loader.get_event
@@ -256,12 +281,13 @@ class _Reader:
             if key in seen:
                 self.problem(
                     _mark_of(key_event),
-                    f"duplicate key '{key}' (first defined at line {seen[key]}): "
+                    f"duplicate key '{key}' (first defined at line {_mark_of(seen[key])[0]}): "
                     "YAML keeps only one of them, remove the other",
                 )
                 continue
-            seen[key] = _mark_of(key_event)[0]
-            value = self._arrived(key, key_event, value, loc, child_loc)
+            seen[key] = key_event
+            if child_loc is not None:
+                value = self._arrived(key, key_event, value, loc, child_loc)
             result[key] = value
             if value_pos is not None:
                 keys[key] = (_mark_of(key_event), value_pos)
