@@ -19,7 +19,7 @@ from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.util import datetime_to_utc_timestamp
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select
 
 from scheduler.arming import Arming, description, schedule_of
 from scheduler.durations import parse_duration
@@ -233,12 +233,10 @@ def _write(
     store: Store, conn: Connection, batch: _Batch, plan: Plan[DeclaredJob], stamp: float
 ) -> None:
     aps, ours = store.aps_jobs, store.jobs
-    if batch.aps_insert:
-        conn.execute(aps.insert().values(id=bindparam("b_id")), batch.aps_insert)
+    insert_many(conn, aps, batch.aps_insert)
     if batch.aps_update:
         conn.execute(aps.update().where(aps.c.id == bindparam("b_id")), batch.aps_update)
-    if batch.ours_insert:
-        conn.execute(ours.insert().values(id=bindparam("b_id")), batch.ours_insert)
+    insert_many(conn, ours, batch.ours_insert)
     if batch.ours_update:
         conn.execute(ours.update().where(ours.c.id == bindparam("b_id")), batch.ours_update)
     if plan.moved:
@@ -251,6 +249,30 @@ def _write(
         chunk = removed[start : start + 500]
         conn.execute(aps.delete().where(aps.c.id.in_(chunk)))
         conn.execute(ours.delete().where(ours.c.id.in_(chunk)))
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (the id as ``b_id``, other columns by name; every row with the same
+    keys, plain values the driver takes as they are) with one executemany of the statement
+    compiled once. SQLAlchemy's own executemany builds every row's parameters again
+    through the compiled statement: a quarter of a cold apply of 10,000 jobs."""
+    if not rows:
+        return
+    given = {"id" if key == "b_id" else key for key in rows[0]}
+    missing = [c for c in table.columns if c.default is not None and c.key not in given]
+    if any(not c.default.is_scalar for c in missing):  # type: ignore[union-attr]
+        conn.execute(table.insert().values(id=bindparam("b_id")), rows)  # SQLAlchemy calls it
+        return
+    if missing:  # a column's Python-side default, as SQLAlchemy would give it
+        defaults = {c.key: c.default.arg for c in missing}  # type: ignore[union-attr]
+        rows = [{**defaults, **row} for row in rows]
+    values: dict[str, Any] = {("id" if key == "b_id" else key): bindparam(key) for key in rows[0]}
+    compiled = table.insert().values(values).compile(dialect=conn.dialect)
+    names = compiled.positiontup
+    params: list[Any] = rows
+    if compiled.positional and names is not None:
+        params = [tuple(row[name] for name in names) for row in rows]
+    conn.exec_driver_sql(compiled.string, params)
 
 
 def _write_files(store: Store, conn: Connection, files: FileCacheUpdate, version: str) -> None:
