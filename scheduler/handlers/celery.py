@@ -13,6 +13,7 @@ result): both in ``celery_results``. Callers: the runner, through the registry.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import importlib.util
 import logging
@@ -237,6 +238,8 @@ def _in_sender(broker: str, fn: Callable[..., T], *args: Any) -> Future[T]:
         for _ in range(2):
             pool = _processes.get(broker)
             if pool is None:
+                if not _processes:
+                    atexit.register(_stop_senders)
                 context = multiprocessing.get_context("spawn")  # the daemon has threads
                 pool = ProcessPoolExecutor(
                     1, mp_context=context, initializer=celery_send.init, initargs=(os.getpid(),)
@@ -249,6 +252,16 @@ def _in_sender(broker: str, fn: Callable[..., T], *args: Any) -> Future[T]:
                 del _processes[broker]
                 pool.shutdown(wait=False, cancel_futures=True)
         raise BrokenProcessPool("the Celery sender process could not be started")
+
+
+def _stop_senders() -> None:
+    """At exit, while the modules they use are still there (their finalizers failed in the
+    interpreter's teardown): the senders have nothing left to send."""
+    with _processes_lock:
+        pools = list(_processes.values())
+        _processes.clear()
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _sent_from(broker: str, outcome: tuple[int, str | None]) -> str | None:
