@@ -68,13 +68,21 @@ def _scan(prefix: str, parts: tuple[str, ...], found: list[tuple[tuple[str, ...]
 def read_job_file(path: Path | str) -> bytes | SpecProblem:
     """A job file's bytes, or the problem that keeps it from being read (never skipped)."""
     try:
-        with open(path, "rb") as file:
+        # The file descriptor itself, not a file object: a no-op reconcile reads every file,
+        # and the buffered reader per file was almost half of reading 10,000 of them.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
             # Asking for the whole limit at once costs a 16 MiB buffer per read (17 us a
             # file); a file that grew since the stat is read on, up to the limit.
-            size = os.fstat(file.fileno()).st_size
-            raw = file.read(min(size, LIMITS.file_bytes) + 1)
-            if len(raw) > size:
-                raw += file.read(LIMITS.file_bytes + 1 - len(raw))
+            size = os.fstat(fd).st_size
+            raw = os.read(fd, min(size, LIMITS.file_bytes) + 1)
+            while len(raw) <= LIMITS.file_bytes:
+                more = os.read(fd, LIMITS.file_bytes + 1 - len(raw))
+                if not more:
+                    break
+                raw += more
+        finally:
+            os.close(fd)
     except OSError as exc:
         return SpecProblem(str(path), 1, 1, _unreadable(Path(path), exc))
     if len(raw) > LIMITS.file_bytes:

@@ -62,8 +62,10 @@ def unchanged_jobs(conn: Connection, jobs_dir: Path) -> list[str] | None:
             return None
     declared: dict[str, tuple[str, str]] = {}  # id -> (fingerprint, file:line)
     entries = 0
-    for path in paths:
-        for entry in json.loads(cached[path].jobs):
+    # Every file's cached entries in one JSON text: one decode, not one per file.
+    per_file = json.loads("[" + ",".join(cached[path].jobs for path in paths) + "]")
+    for path, file_entries in zip(paths, per_file, strict=True):
+        for entry in file_entries:
             if "id" not in entry:  # not a job (a template, say): the full reconcile decides
                 return None
             line = entry["line"]
