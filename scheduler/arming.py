@@ -25,12 +25,15 @@ ScheduleKey = tuple[tuple[str, Any], ...]
 def schedule_key(job: DeclaredJob) -> ScheduleKey | None:
     """The job's normalized schedule as a dict key; None when it holds something
     unhashable (then nothing is shared)."""
-    key = tuple(job.canonical["schedule"].items())
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+    key = job.schedule_id
+    if key is None:
+        key = tuple(job.canonical["schedule"].items())
+        try:
+            hash(key)
+        except TypeError:
+            key = ()  # a schedule dict is never empty: () says "unhashable"
+        object.__setattr__(job, "schedule_id", key)
+    return key or None
 
 
 @lru_cache(maxsize=4096)
