@@ -536,9 +536,11 @@ def _exit_now(code: int | str | None) -> None:
     objects a reconcile of 10,000 jobs built took a tenth of a second after its work was
     done. What matters is done by then (the store closed, every child joined); the output
     is flushed here. Left to the normal exit while a child process of ours is still alive
-    (a Celery sender after ``trigger``), whose cleanups run at exit."""
+    (a Celery sender after ``trigger``), whose cleanups run at exit, and under a profiler
+    or a tracer (``python -m cProfile``, coverage), which write their results at exit."""
     multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is not None and multiprocessing.active_children():
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if watched or (multiprocessing is not None and multiprocessing.active_children()):
         sys.exit(code)
     if isinstance(code, str):
         print(code, file=sys.stderr)
