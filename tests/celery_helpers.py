@@ -157,3 +157,13 @@ def finished(daemon: ApiDaemon, job_id: str, count: int = 1, timeout: float = 20
         return wait_for(probe, f"{count} finished run(s) of {job_id}", timeout)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- daemon log ---\n{daemon.tail()}") from None
+
+
+def serves_on(daemon: ApiDaemon) -> None:
+    """The daemon still runs other jobs (a ``local`` command job printing "still here")
+    and answers healthy."""
+    trigger(daemon, "local")
+    [local] = finished(daemon, "local")
+    assert (local["outcome"], local["output_tail"]) == ("success", "still here\n")
+    with daemon.client() as client:
+        assert client.get("/healthz").status_code == 200

@@ -12,7 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.api_helpers import ApiDaemon, StartApi
-from tests.celery_helpers import BROKERS, celery_worker, finished, runs, silent_redis, trigger
+from tests.celery_helpers import (
+    BROKERS,
+    celery_worker,
+    finished,
+    runs,
+    serves_on,
+    silent_redis,
+    trigger,
+)
 from tests.conftest import WriteJobs
 from tests.daemon_helpers import wait_for
 from tests.runner_helpers import gone
@@ -96,11 +104,7 @@ def test_a_sender_killed_while_sending_fails_its_runs_with_the_reason(
             row["error"],
         ), row["error"]
         assert row["task_id"] is None  # never reached a broker
-        trigger(daemon, "local")
-        [local] = finished(daemon, "local")
-        assert (local["outcome"], local["output_tail"]) == ("success", "still here\n")
-        with daemon.client() as client:
-            assert client.get("/healthz").status_code == 200
+        serves_on(daemon)
 
 
 def test_a_run_due_within_a_minute_has_its_sender_ready_before_it_is_due(
