@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -95,6 +96,11 @@ def test_a_result_comes_back_with_the_task_id_and_the_worker(
         api_runs = client.get("/jobs/add/runs").json()
     assert f"task {row['task_id']} on {worker.hostname}" in page
     assert api_runs[0]["task_id"] == row["task_id"]
+    # The log names the process that sends to the broker, never the broker's password.
+    sent_by = daemon.wait_log(r"celery tasks for (\S+) are sent by process \d+").group(1)
+    password = urlsplit(worker.broker).password
+    if password is not None:  # RabbitMQ's guest:guest
+        assert f":{password}@" not in sent_by and ":***@" in sent_by, sent_by
 
 
 def test_a_task_that_raises_is_a_failure_with_the_remote_error_retried_and_notified(

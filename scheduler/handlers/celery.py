@@ -279,11 +279,13 @@ def _sender_died(exc: BaseException) -> str:
     return f"SenderStopped: {why}"
 
 
+_PASSWORD = re.compile(r"(://[^:/@;]*):[^/;]*@")
+
+
 def _hidden(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+    """The broker URL as logs may show it: every password (fail-over URLs are ``a;b``)
+    replaced, as written (percent-encoded or not)."""
+    return _PASSWORD.sub(r"\1:***@", url)
 
 
 @dataclass
