@@ -6,9 +6,9 @@ example. Nothing here decides anything the library could not decide without it.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
-import logging
 import os
 import sys
 from datetime import UTC, datetime
@@ -534,10 +534,11 @@ def main() -> None:
 def _exit_now(code: int | str | None) -> None:
     """End a command without tearing the interpreter down: freeing, one by one, the
     objects a reconcile of 10,000 jobs built took a tenth of a second after its work was
-    done. What matters is done by then (the store closed, every child joined); the output
-    is flushed here. Left to the normal exit while a child process of ours is still alive
-    (a Celery sender after ``trigger``), whose cleanups run at exit, and under a profiler
-    or a tracer (``python -m cProfile``, coverage), which write their results at exit."""
+    done. What matters is done by then (the store closed, every child joined); what was
+    registered to run at exit runs, and the output is flushed, here. Left to the normal
+    exit while a child process of ours is still alive (a Celery sender after ``trigger``),
+    whose cleanups run at exit, and under a profiler or a tracer (``python -m cProfile``,
+    coverage), which write their results when the program returns."""
     multiprocessing = sys.modules.get("multiprocessing")
     watched = sys.getprofile() is not None or sys.gettrace() is not None
     if watched or (multiprocessing is not None and multiprocessing.active_children()):
@@ -545,7 +546,7 @@ def _exit_now(code: int | str | None) -> None:
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = 1
-    logging.shutdown()
+    atexit._run_exitfuncs()  # what was registered to run at exit still runs (logging's too)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
