@@ -171,6 +171,10 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
     }
     argv = ["/bin/sh", "-c", args.command] if isinstance(args.command, str) else args.command
     tail = Tail()
+    # Recorded before it starts, by its mark alone: a kill -9 of the daemon between the
+    # start and the record with its pid left a run nobody would end (its first file
+    # written, the record not yet). The next daemon finds marked processes without a pid.
+    _remember(ctx, None, mark, None)
     with contextlib.ExitStack() as stack:
         try:
             with starting():  # until its pid is known, no adopted zombie is reaped
@@ -186,7 +190,11 @@ async def run_command(ctx: RunContext, args: CommandArgs) -> Result:
                 )
                 pid = transport.get_pid()
                 stack.enter_context(main_process(pid))
-        except OSError as exc:
+        except BaseException as exc:  # not started (asyncio kills a half-started one)
+            if ctx.run_files is not None:
+                ctx.run_files.remove(ctx.run_id)
+            if not isinstance(exc, OSError):
+                raise
             return Result("failure", error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
         await _follow(ctx, transport, capture, pid, mark)
     code = transport.get_returncode()
@@ -238,7 +246,7 @@ async def _follow(
         transport.close()
 
 
-def _remember(ctx: RunContext, pid: int, mark: str, proc: Proc | None) -> None:
+def _remember(ctx: RunContext, pid: int | None, mark: str, proc: Proc | None) -> None:
     """Leave a record that outlives a ``kill -9`` of the daemon (see ``leftovers``)."""
     if ctx.run_files is None:
         return
