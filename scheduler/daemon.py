@@ -47,7 +47,7 @@ from scheduler.overdue import OverdueWatch
 from scheduler.parsepool import ChildLimits
 from scheduler.processes import RunFiles, become_subreaper
 from scheduler.reconciler import ReconcileResult, reconcile
-from scheduler.render import plan_details
+from scheduler.render import log_reconcile, plan_details
 from scheduler.runner import Runner, RunnerExecutor
 from scheduler.service import error_reply
 from scheduler.settings import Settings
@@ -456,7 +456,7 @@ class Daemon:
                         ChildLimits.from_env(),
                     )
                     details = outcome.details
-                    self._log_result(why, details, outcome.parsed_files, outcome.seconds)
+                    log_reconcile(log, why, details, outcome.parsed_files, outcome.seconds)
                     self._reconciled({"ok": True, "why": why, **details})
                     return {"ok": True, "result": details}
                 sync = functools.partial(self._reconcile_sync, allow, dry_run, allow_orphan_delete)
@@ -483,7 +483,7 @@ class Daemon:
             if result.applied and self.scheduler is not None and self.scheduler.running:
                 self._builtin_cleanup()
                 self.scheduler.wakeup()
-            self._log_result(why, details, result.parsed_files, result.seconds)
+            log_reconcile(log, why, details, result.parsed_files, result.seconds)
             self._reconciled({"ok": True, "why": why, **details})
             return {"ok": True, "result": details}
 
@@ -495,38 +495,6 @@ class Daemon:
         }
         self.last_reconcile["at"] = datetime.fromtimestamp(now, UTC).isoformat()
         self.metrics.observe_reconcile(outcome["ok"], now)
-
-    def _log_result(
-        self, why: str, details: dict[str, Any], parsed_files: int, seconds: float
-    ) -> None:
-        """``details``: ``render.plan_details`` of the reconcile."""
-        added, updated, removed = details["add"], details["update"], details["remove"]
-        counts = {
-            "added": len(added),
-            "updated": len(updated),
-            "removed": len(removed),
-            "unchanged": len(details["unchanged"]),
-            "parsed_files": parsed_files,
-            "duration": round(seconds, 6),
-        }
-        log.info(
-            "reconcile (%s): %d added, %d updated, %d removed, %d unchanged; "
-            "%d file(s) parsed in %.0f ms",
-            why,
-            counts["added"],
-            counts["updated"],
-            counts["removed"],
-            counts["unchanged"],
-            parsed_files,
-            seconds * 1000,
-            extra={"event": "reconcile", "trigger": why, **counts},
-        )
-        for job in added:
-            log.info("  + %s (%s)", job["id"], job["source"])
-        for update in updated:
-            log.info("  ~ %s: %s", update["id"], ", ".join(c["field"] for c in update["changes"]))
-        for stored in removed:
-            log.info("  - %s", stored["id"])
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")

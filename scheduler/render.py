@@ -1,9 +1,11 @@
 """Plain-text and JSON views of plans, reconcile results and stored jobs, shared by the
-command line and the daemon's replies (so a delegated reconcile prints identically)."""
+command line and the daemon's replies (so a delegated reconcile prints identically), and
+a reconcile as the daemon's log lines."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from scheduler.terminal import safe_text
@@ -182,3 +184,38 @@ def job_text(job: dict[str, Any]) -> str:
     spec = yaml.safe_dump(job["spec"], sort_keys=False, allow_unicode=True, width=88)
     lines.extend(f"  {line}" for line in spec.rstrip("\n").split("\n"))
     return "\n".join(lines)
+
+
+def log_reconcile(
+    log: logging.Logger, why: str, details: dict[str, Any], parsed_files: int, seconds: float
+) -> None:
+    """A reconcile as the daemon logs it (``details``: ``plan_details``): one line of counts,
+    with the same counts as structured fields, then a line per job added, updated or
+    removed."""
+    added, updated, removed = details["add"], details["update"], details["remove"]
+    counts = {
+        "added": len(added),
+        "updated": len(updated),
+        "removed": len(removed),
+        "unchanged": len(details["unchanged"]),
+        "parsed_files": parsed_files,
+        "duration": round(seconds, 6),
+    }
+    log.info(
+        "reconcile (%s): %d added, %d updated, %d removed, %d unchanged; "
+        "%d file(s) parsed in %.0f ms",
+        why,
+        counts["added"],
+        counts["updated"],
+        counts["removed"],
+        counts["unchanged"],
+        parsed_files,
+        seconds * 1000,
+        extra={"event": "reconcile", "trigger": why, **counts},
+    )
+    for job in added:
+        log.info("  + %s (%s)", job["id"], job["source"])
+    for update in updated:
+        log.info("  ~ %s: %s", update["id"], ", ".join(c["field"] for c in update["changes"]))
+    for stored in removed:
+        log.info("  - %s", stored["id"])
