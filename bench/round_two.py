@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_reconcile import NAIVE_SCRIPT, scheduler_command
+from bench_reconcile import NAIVE_SCRIPT, scheduler_command, timed
 from jobgen import job_text, write_jobs
 
 Row = tuple[str, str, str, str, str, str]  # measure, target, naive, ours, ratio, met?
@@ -60,16 +59,6 @@ def progress(message: str) -> None:
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, str]:
-    """Whole-process wall time; fails loudly on a non-zero exit."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return seconds, proc.stdout
 
 
 def median_of(repeat: int, fn: Callable[[], float]) -> float:

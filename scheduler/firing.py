@@ -9,6 +9,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -42,17 +43,25 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
         self.problem: str | None = None
         super().start(paused)
 
-    def wakeup(self) -> None:
+    def _off_loop(self, again: Callable[..., None], *args: Any) -> bool:
+        """True when this call is not the loop's to act on: the scheduler stops or is not
+        started, or the call came from another thread (APScheduler's own calls may), in
+        which case ``again(*args)`` is scheduled on the loop."""
         loop = self._eventloop
         if loop is None or self._stopping:
-            return
+            return True
         try:
             on_loop = asyncio.get_running_loop() is loop
         except RuntimeError:
             on_loop = False
-        if not on_loop:  # APScheduler's own calls may come from any thread
-            loop.call_soon_threadsafe(self.wakeup)
+        if not on_loop:
+            loop.call_soon_threadsafe(again, *args)
+        return not on_loop
+
+    def wakeup(self) -> None:
+        if self._off_loop(self.wakeup):
             return
+        loop = self._eventloop
         self._stop_timer()
         if self._pass is not None:
             self._pass_again = True  # one more pass once this one ends
@@ -77,16 +86,9 @@ class ResilientScheduler(AsyncIOScheduler):  # type: ignore[misc]
         """Make sure a pass happens by ``when`` (a job just written to the store is due
         then): wakes the scheduler only if its timer would sleep past it. A create that
         woke it every time cost a store pass each, and the due jobs' fire lag with it."""
+        if self._off_loop(self.wake_by, when):
+            return
         loop = self._eventloop
-        if loop is None or self._stopping:
-            return
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if not on_loop:
-            loop.call_soon_threadsafe(self.wake_by, when)
-            return
         timer = self._timeout
         if self._pass is not None or timer is None:
             # A pass in flight may have read the store before the write: one more. No
