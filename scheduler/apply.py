@@ -15,22 +15,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import Connection, Table, bindparam, select
 
-from scheduler.arming import Arming, description, schedule_of
-from scheduler.durations import parse_duration
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan, Stored, Update
+from scheduler.rows import Prepared, Rows, job_state, state_row
 from scheduler.spec import canonical_text
 from scheduler.store import CachedFile, Store
-
-RUNNER_REF = "scheduler.runner:run_job"
-EXECUTOR = "default"
 
 
 class ForeignJob(SchedulerError):
@@ -47,45 +42,6 @@ class ForeignJob(SchedulerError):
 class FileCacheUpdate:
     put: Mapping[str, CachedFile]
     drop: frozenset[str]
-
-
-def aps_max_instances(canonical: dict[str, Any]) -> int:
-    # forbid: APScheduler itself refuses a second instance (recorded as skipped);
-    # replace: the new run must be let in so it can stop the old one.
-    limits = {"forbid": 1, "replace": 2}
-    return limits.get(canonical["concurrency"], int(canonical["max_instances"]))
-
-
-def job_state(
-    job_id: str, canonical: dict[str, Any], trigger: BaseTrigger, next_run_time: datetime | None
-) -> dict[str, Any]:
-    """APScheduler 3.x ``Job.__getstate__`` for one of our jobs, built without a scheduler.
-    Read from the normalized spec: a cold apply of 10,000 jobs need not rebuild a model each."""
-    grace = canonical["misfire_grace"]
-    return {
-        "version": 1,
-        "id": job_id,
-        "func": RUNNER_REF,
-        "trigger": trigger,
-        "executor": EXECUTOR,
-        "args": (job_id,),
-        "kwargs": {},
-        "name": job_id,
-        "misfire_grace_time": None
-        if grace is None
-        else max(1, int(parse_duration(grace).total_seconds())),
-        "coalesce": canonical["coalesce"],
-        "max_instances": aps_max_instances(canonical),
-        "next_run_time": next_run_time,
-    }
-
-
-def _row(state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "b_id": state["id"],
-        "next_run_time": datetime_to_utc_timestamp(state["next_run_time"]),
-        "job_state": pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
-    }
 
 
 @dataclass
@@ -145,30 +101,33 @@ def apply_instances(
 def _apply(store: Store, conn: Connection, plan: Plan[DeclaredJob], now: datetime) -> None:
     stamp = time.time()
     batch = _Batch([], [], [], [])
-    arming = Arming(now)  # jobs with equal schedules share one trigger and first fire time
+    rows = Rows(now)  # jobs with equal schedules share one trigger, first fire time, pickle
     existing = _aps_states(store, conn, [u.job.id for u in plan.update] + [a.id for a in plan.add])
     for job in plan.add:
         if job.id in existing:
             raise ForeignJob(job.id)
-        trigger, first = arming.first_fire(job)
-        nrt = None if job.canonical["paused"] else first
-        batch.aps_insert.append(_row(job_state(job.id, job.canonical, trigger, nrt)))
-        batch.ours_insert.append(_ours(job, operator_paused=False, stamp=stamp))
+        ready = job.prepared
+        if not isinstance(ready, Prepared) or ready.now != now:
+            ready = rows.prepared(job)
+        aps_row = {"b_id": job.id, "next_run_time": ready.next_run_time}
+        batch.aps_insert.append({**aps_row, "job_state": ready.job_state})
+        batch.ours_insert.append(_ours(job, False, stamp, ready.summary))
     for update in plan.update:
         state = _updated_state(
-            update.job, update.stored, existing.get(update.job.id), update.reschedules, arming
+            update.job, update.stored, existing.get(update.job.id), update.reschedules, rows
         )
         if state is not None:
             target = batch.aps_update if update.job.id in existing else batch.aps_insert
-            target.append(_row(state))
-        batch.ours_update.append(_ours(update.job, update.stored.operator_paused, stamp))
+            target.append(state_row(state))
+        shown = rows.summary_text(update.job)
+        batch.ours_update.append(_ours(update.job, update.stored.operator_paused, stamp, shown))
     _write(store, conn, batch, plan, stamp)
 
 
 def _updated_state(
-    job: DeclaredJob, stored: Stored, old: dict[str, Any] | None, reschedules: bool, arming: Arming
+    job: DeclaredJob, stored: Stored, old: dict[str, Any] | None, reschedules: bool, rows: Rows
 ) -> dict[str, Any] | None:
-    now = arming.now
+    now, arming = rows.now, rows.arming
     paused = job.canonical["paused"] or stored.operator_paused
     was_paused = bool(stored.canonical.get("paused")) or stored.operator_paused
     if reschedules or old is None:
@@ -191,23 +150,7 @@ def _updated_state(
 _APS_OPTIONS = ("misfire_grace_time", "coalesce", "max_instances", "next_run_time", "trigger")
 
 
-def summary(job: DeclaredJob) -> dict[str, Any]:
-    """What ``scheduler jobs`` shows of a spec, computed once when it is written (from the
-    normalized spec: no model is rebuilt per job)."""
-    schedule, canonical = schedule_of(job), job.canonical
-    expect = canonical.get("expect")
-    return {
-        "schedule": description(job),
-        "timezone": schedule.timezone,
-        "handler": canonical["run"]["type"],
-        "paused": canonical["paused"],
-        "end": schedule.end.timestamp() if schedule.end else None,
-        "description": canonical["description"],
-        "expect": parse_duration(expect["succeeds_within"]).total_seconds() if expect else None,
-    }
-
-
-def _ours(job: DeclaredJob, operator_paused: bool, stamp: float) -> dict[str, Any]:
+def _ours(job: DeclaredJob, operator_paused: bool, stamp: float, shown: str) -> dict[str, Any]:
     return {
         "b_id": job.id,
         "spec": job.text or canonical_text(job.canonical),
@@ -215,13 +158,16 @@ def _ours(job: DeclaredJob, operator_paused: bool, stamp: float) -> dict[str, An
         "source": str(job.source),
         "operator_paused": operator_paused,
         "updated_at": stamp,
-        "summary": json.dumps(summary(job)),
+        "summary": shown,
     }
 
 
 def _aps_states(store: Store, conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
     states: dict[str, dict[str, Any]] = {}
     table = store.aps_jobs
+    if len(ids) > 2000:  # many (a cold start): which of them exist at all, from the index
+        present = set(conn.scalars(select(table.c.id)))
+        ids = [i for i in ids if i in present]
     for start in range(0, len(ids), 500):  # stay under bound-parameter limits
         chunk = ids[start : start + 500]
         for row in conn.execute(select(table.c.id, table.c.job_state).where(table.c.id.in_(chunk))):
@@ -271,7 +217,11 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     names = compiled.positiontup
     params: list[Any] = rows
     if compiled.positional and names is not None:
-        params = [tuple(row[name] for name in names) for row in rows]
+        params = (
+            list(map(itemgetter(*names), rows))
+            if len(names) > 1
+            else [(row[names[0]],) for row in rows]
+        )
     conn.exec_driver_sql(compiled.string, params)
 
 
@@ -305,10 +255,10 @@ def set_operator_pause(store: Store, job_id: str, paused: bool, now: datetime) -
             return False
         conn.execute(ours.update().where(ours.c.id == job_id).values(operator_paused=paused))
         declared_paused = bool(json.loads(row.spec).get("paused"))
-        state_row = conn.execute(select(aps.c.job_state).where(aps.c.id == job_id)).first()
-        if state_row is not None and not declared_paused:
-            state = pickle.loads(state_row.job_state)
+        stored = conn.execute(select(aps.c.job_state).where(aps.c.id == job_id)).first()
+        if stored is not None and not declared_paused:
+            state = pickle.loads(stored.job_state)
             nrt = None if paused else state["trigger"].get_next_fire_time(None, now)
             state["next_run_time"] = nrt
-            conn.execute(aps.update().where(aps.c.id == bindparam("b_id")), [_row(state)])
+            conn.execute(aps.update().where(aps.c.id == bindparam("b_id")), [state_row(state)])
     return True

@@ -25,7 +25,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler import control, handoff, instance_ops, instance_requests
-from scheduler.apply import RUNNER_REF, set_operator_pause
+from scheduler.apply import set_operator_pause
 from scheduler.claims import FencedClaims
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.firing import STORE_RETRY_SECONDS, ResilientScheduler
@@ -48,6 +48,7 @@ from scheduler.parsepool import ChildLimits
 from scheduler.processes import RunFiles, become_subreaper
 from scheduler.reconciler import ReconcileResult, reconcile
 from scheduler.render import log_reconcile, plan_details
+from scheduler.rows import RUNNER_REF
 from scheduler.runner import Runner, RunnerExecutor
 from scheduler.service import error_reply
 from scheduler.settings import Settings

@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from scheduler.apply import _row
 from scheduler.durations import parse_duration
 from scheduler.instances import (
     ONE_OFF,
@@ -35,6 +34,7 @@ from scheduler.instances import (
     render_instance,
 )
 from scheduler.params import from_text
+from scheduler.rows import state_row
 from scheduler.store import Store
 
 # -- one-off runs -----------------------------------------------------------------------
@@ -194,7 +194,7 @@ def store_one_off(store: Store, run: OneOff, conn: Connection | None = None) -> 
     the next leader fires it, or records it missed past its grace). Returns its id."""
     from apscheduler.triggers.date import DateTrigger
 
-    from scheduler.apply import EXECUTOR, RUNNER_REF
+    from scheduler.rows import EXECUTOR, RUNNER_REF
 
     aps_id = run.aps_id
     state = {
@@ -211,7 +211,7 @@ def store_one_off(store: Store, run: OneOff, conn: Connection | None = None) -> 
         "max_instances": 1,
         "next_run_time": run.at,
     }
-    row = _row(state)
+    row = state_row(state)
     if conn is None:
         with store.write() as own:
             own.execute(store.aps_jobs.insert().values(id=row.pop("b_id"), **row))

@@ -40,7 +40,6 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, Select, func, select
 
-from scheduler.apply import _row, job_state, summary
 from scheduler.durations import parse_duration
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.job_entries import Row, entry, fire_times
@@ -48,6 +47,7 @@ from scheduler.loader import DeclaredJob, Source
 from scheduler.overdue import Promise, freshness_of
 from scheduler.params import ParamProblem, params_json_schema, resolve_params
 from scheduler.plan import Stored, Update, diff
+from scheduler.rows import job_state, state_row, summary
 from scheduler.spec import (
     JOB_ID_PATTERN,
     RESERVED_ID_PREFIX,
@@ -343,7 +343,7 @@ def create(
                 raise TooManyInstances(template_name, limit)
         trigger = build_trigger(job.schedule, now)
         nrt = None if job.canonical["paused"] else trigger.get_next_fire_time(None, now)
-        row = _row(job_state(job_id, job.canonical, trigger, nrt))
+        row = state_row(job_state(job_id, job.canonical, trigger, nrt))
         conn.execute(aps.insert().values(id=row.pop("b_id"), **row))
         ours_row = _ours_row(job, template_name, values)
         conn.execute(ours.insert().values(**ours_row))

@@ -14,6 +14,7 @@ import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import datetime
 
 from scheduler.children import die_with_parent, host_main_left_behind
 from scheduler.errors import SpecProblem
@@ -70,17 +71,23 @@ def _init_child(parent: int | None, limits: ChildLimits | None) -> None:
 
 
 def _submit(
-    executor: ProcessPoolExecutor, batch: list[tuple[str, str]]
+    executor: ProcessPoolExecutor, batch: list[tuple[str, str]], prepare: datetime | None = None
 ) -> Future[list[FileResult]]:
     """A batch for a child; children start on submit (not under "fork"), so here."""
     with host_main_left_behind():
-        return executor.submit(load_lean, batch)
+        return executor.submit(load_lean, batch, prepare)
 
 
-def load_lean(batch: list[tuple[str, str]]) -> list[FileResult]:
+def load_lean(batch: list[tuple[str, str]], prepare: datetime | None = None) -> list[FileResult]:
     """``load_text`` in a child: the pydantic models stay behind (the parent rebuilds those
-    it needs from the canonical dicts, cheaper than pickling them)."""
-    return [load_text(path, text, lean=True) for path, text in batch]
+    it needs from the canonical dicts, cheaper than pickling them). ``prepare``: also build
+    each job's rows for adding it at that time (``apply.prepare``)."""
+    results = [load_text(path, text, lean=True) for path, text in batch]
+    if prepare is not None:
+        from scheduler.rows import prepare as prepare_rows  # inherited under "fork"
+
+        prepare_rows((job for result in results for job in result.jobs), prepare)
+    return results
 
 
 def parse_files(
@@ -88,6 +95,7 @@ def parse_files(
     workers: int,
     start: str,
     limits: ChildLimits | None = None,
+    prepare: datetime | None = None,
 ) -> list[FileResult]:
     """Parse and validate ``(path, text)`` pairs, in file order.
 
@@ -95,7 +103,8 @@ def parse_files(
     10,000 jobs is mostly parsing, and what it allocates stays with the children). With
     ``limits``: always in children; a file whose child hits a limit becomes a problem
     naming it. ``start``: "fork" (the command line: the parent's imports for free) or
-    "forkserver"/"spawn" (the daemon, whose other threads make forking unsafe)."""
+    "forkserver"/"spawn" (the daemon, whose other threads make forking unsafe). ``prepare``:
+    children also build each job's rows for adding it then (``apply.prepare``)."""
     many = workers >= 2 and len(pending) >= PARALLEL_MIN_FILES
     if not pending or sys.platform == "win32" or (limits is None and not many):
         return [load_text(path, text) for path, text in pending]
@@ -115,7 +124,7 @@ def parse_files(
     done: dict[str, FileResult] = {}
     failed: list[tuple[str, str]] = []
     with pool(count) as executor:
-        futures = [(batch, _submit(executor, batch)) for batch in batches]
+        futures = [(batch, _submit(executor, batch, prepare)) for batch in batches]
         for batch, future in futures:
             results = _outcome(future)
             if results is None:

@@ -86,8 +86,10 @@ def load_desired(
     workers: int = 1,
     start: str = "fork",
     limits: ChildLimits | None = None,
+    prepare: datetime | None = None,
 ) -> Loaded:
-    """Load the jobs dir, re-parsing only files whose content changed since the cache."""
+    """Load the jobs dir, re-parsing only files whose content changed since the cache.
+    ``prepare``: parse children also build each job's rows for adding it then."""
     version = cache_version()
     results: list[FileResult | None] = []
     pending: list[tuple[str, str]] = []
@@ -115,7 +117,8 @@ def load_desired(
             pending.append((key, text))
             results.append(None)  # filled in below, in file order
         put: dict[str, CachedFile] = {}
-        for slot, result in zip(slots, parse_files(pending, workers, start, limits), strict=True):
+        parsed = parse_files(pending, workers, start, limits, prepare)
+        for slot, result in zip(slots, parsed, strict=True):
             results[slot] = result
             entries = [_cache_entry(j) for j in result.jobs]
             entries += [_template_entry(t) for t in result.templates]
@@ -181,12 +184,23 @@ def reconcile(
     planning and applying (not while parsing).
     """
     started = time.perf_counter()
+    # Taken before parsing: what the files add is armed from this moment, so a fire time
+    # that passes while a large reconcile runs is still due, not skipped.
+    when = now or datetime.now(UTC)
     with store.engine.connect() as conn:
         cache = store.file_cache(conn)
     # Parsing (in children, when ``limits``) happens outside ``guard``: a slow or hostile
-    # file never holds up the daemon's firing of other jobs.
+    # file never holds up the daemon's firing of other jobs. Children forked from here
+    # (the command line) also build the rows of what they parsed, should it be added.
+    prepare = when if start == "fork" and not dry_run else None
     load = functools.partial(
-        load_desired, jobs_dir, cache, workers=workers, start=start, limits=limits
+        load_desired,
+        jobs_dir,
+        cache,
+        workers=workers,
+        start=start,
+        limits=limits,
+        prepare=prepare,
     )
     loaded = load()
     with guard():
@@ -221,7 +235,6 @@ def reconcile(
             with store.engine.connect() as conn:
                 stored = store.with_specs(conn, stored, changed_ids)
         result_plan = plan(loaded.jobs, stored)
-        when = now or datetime.now(UTC)
         shift = plan_templates(store, loaded.templates, stored_t, result_plan, allow_orphan_delete)
         cache_changed = bool(loaded.cache.put or loaded.cache.drop)
         applied = False
