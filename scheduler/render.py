@@ -124,11 +124,16 @@ def jobs_text(jobs: list[dict[str, Any]]) -> str:
                 job["source"],
             )
         )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return table(rows)
+
+
+def table(rows: list[tuple[Any, ...]]) -> str:
+    """Rows as columns padded to their widest cell (one format per line: `scheduler jobs`
+    prints 10,000 of them)."""
+    cells = [tuple(map(str, row)) for row in rows]
+    widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
+    line = "  ".join(f"{{:<{width}}}" for width in widths)
+    return "\n".join(line.format(*row).rstrip() for row in cells)
 
 
 def history_text(runs: list[dict[str, Any]], output_lines: int | None = 3) -> str:

@@ -216,10 +216,10 @@ def list_jobs(
             ours.c.summary,
             ours.c.source,
             ours.c.operator_paused,
-            ours.c.updated_at,
+            aps.c.next_run_time,
             ours.c.template,
             ours.c.params,
-            aps.c.next_run_time,
+            ours.c.updated_at,
         )
         .select_from(ours.outerjoin(aps, aps.c.id == ours.c.id))
         .order_by(ours.c.id)
@@ -228,34 +228,22 @@ def list_jobs(
         query = query.where(ours.c.id == job_id)
     if template is not None:
         query = query.where(ours.c.template == template)
+    rows: list[Row] = []
+    promised: list[Promise] = []
     with store.engine.connect() as conn:
-        rows = list(conn.execute(query))
+        # Unpacked as tuples: reading 10,000 rows' columns by name cost more than the query.
+        for job, summary, source, paused, next_run, made_from, params, updated in conn.execute(
+            query
+        ):
+            info = json.loads(summary)
+            row = Row(job, info, source, bool(paused), next_run, made_from, params)
+            rows.append(row)
+            if row.info.get("expect"):
+                promised.append(Promise(job, row.info["expect"], updated))
     last = last_runs(store, job_id)
     now = time.time()
-    infos = [json.loads(row.summary) for row in rows]
-    promised = [
-        Promise(row.id, info["expect"], row.updated_at)
-        for row, info in zip(rows, infos, strict=True)
-        if info.get("expect")
-    ]
     fresh = freshness_of(store, now, promised)
-    return [
-        entry(
-            Row(
-                row.id,
-                info,
-                row.source,
-                bool(row.operator_paused),
-                row.next_run_time,
-                row.template,
-                row.params,
-            ),
-            last.get(row.id),
-            fresh.get(row.id),
-            now,
-        )
-        for row, info in zip(rows, infos, strict=True)
-    ]
+    return [entry(row, last.get(row.id), fresh.get(row.id), now) for row in rows]
 
 
 def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
