@@ -58,10 +58,13 @@ class Source:
 class DeclaredJob:
     """A valid job as declared. ``canonical`` is the normalized spec (what is stored and
     fingerprinted); ``spec`` is the model, rebuilt from ``canonical`` when the job came from
-    the parse cache and something needs it (only jobs that are added or changed)."""
+    the parse cache and something needs it (only jobs that are added or changed). Two jobs
+    are equal when their ids, fingerprints (of ``canonical``) and sources are."""
 
     id: str
-    canonical: dict[str, Any]
+    # ``canonical``, or None until first asked for: a job back from a parse child carries
+    # only its text, and a cold apply of 10,000 of them never needs the dict.
+    decoded: dict[str, Any] | None = field(compare=False, repr=False)
     fingerprint: str
     source: Source
     parsed: JobSpec | None = field(default=None, compare=False, repr=False)
@@ -72,6 +75,14 @@ class DeclaredJob:
     schedule_id: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False, repr=False)
     # ``apply.Prepared``: its rows should it be added, built by the parse child that read it.
     prepared: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def canonical(self) -> dict[str, Any]:
+        found = self.decoded
+        if found is None:
+            found = json.loads(self.text)
+            object.__setattr__(self, "decoded", found)
+        return found
 
     @property
     def spec(self) -> JobSpec:
@@ -109,7 +120,7 @@ class DeclaredJob:
     @property
     def from_cache(self) -> bool:
         """Known only by fingerprint: its file was unchanged, so it was not parsed."""
-        return not self.canonical
+        return not self.text and not self.decoded
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Back from a parse child: the canonical text alone carries the spec (``json.loads``
@@ -117,7 +128,7 @@ class DeclaredJob:
         # less to pickle and send).
         if self.text and self.parsed is None and self.schedule_model is None:
             at = (self.id, self.text, self.fingerprint, self.source, self.notes, self.prepared)
-            return (_from_text, at)
+            return (_from_text, (*at, self.schedule_id))
         fields = (self.canonical, self.fingerprint, self.source, self.parsed, self.text)
         return (DeclaredJob, (self.id, *fields, self.schedule_model, self.notes))
 
@@ -129,10 +140,17 @@ def _from_text(
     source: Source,
     notes: tuple[str, ...] | None,
     prepared: Any = None,
+    schedule_id: tuple[tuple[str, Any], ...] | None = None,
 ) -> DeclaredJob:
-    canonical = json.loads(text)
     return DeclaredJob(
-        job_id, canonical, fingerprint, source, text=text, notes=notes, prepared=prepared
+        job_id,
+        None,  # decoded from ``text`` when asked for
+        fingerprint,
+        source,
+        text=text,
+        notes=notes,
+        schedule_id=schedule_id,
+        prepared=prepared,
     )
 
 
