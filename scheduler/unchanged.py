@@ -50,20 +50,24 @@ def unchanged_jobs(conn: Connection, jobs_dir: Path) -> list[str] | None:
     if version is None or not paths:  # no files at all: the reconciler refuses or removes
         return None
     files = schema.files
-    cached = {row.path: row for row in conn.execute(select(files))}
+    # Rows unpacked as tuples: reading 10,000 rows' columns by name cost a tenth of the check.
+    query = select(files.c.path, files.c.digest, files.c.version, files.c.jobs)
+    cached = {
+        path: (digest, cached_as, jobs) for path, digest, cached_as, jobs in conn.execute(query)
+    }
     if set(cached) != set(paths):
         return None
     for path in paths:  # every file first: a changed one ends this before any JSON is read
-        row = cached[path]
+        digest, cached_as, _ = cached[path]
         raw = read_job_file(path)
-        if not isinstance(raw, bytes) or row.version != version:
+        if not isinstance(raw, bytes) or cached_as != version:
             return None
-        if hashlib.sha256(raw).hexdigest() != row.digest:
+        if hashlib.sha256(raw).hexdigest() != digest:
             return None
     declared: dict[str, tuple[str, str]] = {}  # id -> (fingerprint, file:line)
     entries = 0
     # Every file's cached entries in one JSON text: one decode, not one per file.
-    per_file = json.loads("[" + ",".join(cached[path].jobs for path in paths) + "]")
+    per_file = json.loads("[" + ",".join(cached[path][2] for path in paths) + "]")
     for path, file_entries in zip(paths, per_file, strict=True):
         for entry in file_entries:
             if "id" not in entry:  # not a job (a template, say): the full reconcile decides
@@ -75,7 +79,9 @@ def unchanged_jobs(conn: Connection, jobs_dir: Path) -> list[str] | None:
         return None
     jobs = schema.jobs
     stored = {
-        row.id: (row.fingerprint, row.source)
-        for row in conn.execute(select(jobs.c.id, jobs.c.fingerprint, jobs.c.source))
+        job_id: (fingerprint, source)
+        for job_id, fingerprint, source in conn.execute(
+            select(jobs.c.id, jobs.c.fingerprint, jobs.c.source)
+        )
     }
     return sorted(declared) if stored == declared else None
