@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, select
 
+from scheduler.declared import DeclaredJob
 from scheduler.errors import JobNotFound, SchedulerError
-from scheduler.loader import DeclaredJob
 from scheduler.plan import Plan, Stored, Update
 from scheduler.rows import Prepared, Rows, job_state, state_row
 from scheduler.spec import canonical_text

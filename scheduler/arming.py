@@ -15,7 +15,7 @@ from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 
-from scheduler.loader import DeclaredJob
+from scheduler.declared import DeclaredJob
 from scheduler.spec import Schedule
 from scheduler.triggers import build_trigger, describe_schedule
 

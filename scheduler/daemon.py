@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from scheduler import control, handoff, instance_ops, instance_requests
 from scheduler.apply import set_operator_pause
 from scheduler.claims import FencedClaims
+from scheduler.declared import DeclaredJob, Source
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.firing import STORE_RETRY_SECONDS, ResilientScheduler
 from scheduler.freshness import Freshness
@@ -40,7 +41,6 @@ from scheduler.leadership import (
     replicable,
 )
 from scheduler.leftovers import end_leftovers, run_files_dir
-from scheduler.loader import DeclaredJob, Source
 from scheduler.lost_work import end_lost_work
 from scheduler.metrics import Metrics
 from scheduler.overdue import OverdueWatch

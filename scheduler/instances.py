@@ -40,10 +40,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, Select, func, select
 
+from scheduler.declared import DeclaredJob, Source
 from scheduler.durations import parse_duration
 from scheduler.errors import JobNotFound, SchedulerError
 from scheduler.job_entries import Row, entry, fire_times
-from scheduler.loader import DeclaredJob, Source
 from scheduler.overdue import Promise, freshness_of
 from scheduler.params import ParamProblem, params_json_schema, resolve_params
 from scheduler.plan import Stored, Update, diff

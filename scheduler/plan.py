@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 class Declared(Protocol):
     """A job as the files declare it: its normalized spec, fingerprint and location
-    (``loader.DeclaredJob``; ``str(source)`` is ``path:line``)."""
+    (``declared.DeclaredJob``; ``str(source)`` is ``path:line``)."""
 
     @property
     def id(self) -> str: ...

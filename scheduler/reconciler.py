@@ -19,17 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.apply import FileCacheUpdate, apply_plan
+from scheduler.declared import DeclaredJob, Source
 from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
 from scheduler.handlers import default_registry
 from scheduler.instances import stored_templates
 from scheduler.jobfiles import job_files, read_job_file
-from scheduler.loader import (
-    DeclaredJob,
-    FileResult,
-    Source,
-    combine,
-    gc_paused,
-)
+from scheduler.loader import FileResult, combine, gc_paused
 from scheduler.parsepool import ChildLimits, parse_files
 from scheduler.plan import Plan, plan
 from scheduler.store import CachedFile, Store

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler.terminal import safe_text
 
 if TYPE_CHECKING:  # `scheduler jobs` and `history` print without the job-file models
-    from scheduler.loader import DeclaredJob
+    from scheduler.declared import DeclaredJob
     from scheduler.plan import Plan
 
 

@@ -23,8 +23,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 
 from scheduler.arming import Arming, description, schedule_key, schedule_of
+from scheduler.declared import DeclaredJob
 from scheduler.durations import parse_duration
-from scheduler.loader import DeclaredJob
 
 RUNNER_REF = "scheduler.runner:run_job"
 EXECUTOR = "default"

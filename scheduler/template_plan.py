@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from scheduler.apply import apply_instances
+from scheduler.declared import DeclaredJob
 from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
 from scheduler.instances import (
     InstanceRow,
@@ -29,7 +30,6 @@ from scheduler.instances import (
     render_instance,
     select_instances,
 )
-from scheduler.loader import DeclaredJob
 from scheduler.plan import FieldChange, Plan, Stored, Update, diff
 from scheduler.store import Store
 from scheduler.templates import DeclaredTemplate

@@ -229,7 +229,7 @@ class DeclaredTemplate:
     name: str
     canonical: dict[str, Any]
     fingerprint: str
-    source: Any  # loader.Source; str() is path:line
+    source: Any  # declared.Source; str() is path:line
     head_model: TemplateHead | None = field(default=None, compare=False, repr=False)
 
     @property
