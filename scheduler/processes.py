@@ -11,7 +11,6 @@ are reaped instead of lingering as zombies. Callers: the command handler (end of
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import json
@@ -22,7 +21,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:  # imported by the first run, not by `validate`
+    import asyncio
 
 PROC = Path("/proc")
 MARK_VAR = "SCHEDULER_RUN_MARK"
@@ -198,6 +200,8 @@ async def end_tree(
     """SIGTERM every process of the run, SIGKILL what is left after ``grace``, and reap
     the adopted ones. Processes forked while it runs are found on the next look.
     ``exited_at``: when the main process was seen to exit (a look begun later will do)."""
+    import asyncio
+
     ended: set[int] = set()
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
         deadline = time.monotonic() + wait
@@ -224,6 +228,8 @@ async def end_tree(
 
 
 async def _finish(ended: set[int], main_exited: asyncio.Future[None] | None) -> Ended:
+    import asyncio
+
     if main_exited is not None:
         await asyncio.wait([main_exited], timeout=KILL_WAIT)
     reap_adopted()

@@ -5,13 +5,15 @@ Callers: ``handlers.python`` (plain job functions), ``warmup``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # imported by the first run, not by `validate`
+    import asyncio
 
 T = TypeVar("T")
 
@@ -22,6 +24,8 @@ async def in_own_thread(
     """``function()`` in a new daemon thread, inside ``gate`` (e.g. a semaphore bounding how
     many run at once). Cancelled while it waits at the gate, it never starts; once started
     it runs to its end, because Python cannot kill a thread."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
     abandoned = threading.Event()

@@ -12,7 +12,6 @@ result): both in ``celery_results``. Callers: the runner, through the registry.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import importlib.util
@@ -60,6 +59,7 @@ BACKEND_SCHEMES = {
 }  # fmt: skip
 
 if TYPE_CHECKING:  # processes are started only by a celery run: not imported by `validate`
+    import asyncio
     from concurrent.futures import Future, ProcessPoolExecutor
 
 T = TypeVar("T")
@@ -299,6 +299,8 @@ class Sender:
     flush_soon: asyncio.Handle | None = None
 
     async def send(self, **message: Any) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         outgoing = _Outgoing(message, loop.create_future())
         self.pending.append(outgoing)
@@ -309,6 +311,8 @@ class Sender:
         await asyncio.wait_for(outgoing.future, SEND_TIMEOUT)
 
     def _flush(self) -> None:
+        import asyncio
+
         if self.flush_soon is not None:
             self.flush_soon.cancel()
             self.flush_soon = None
@@ -363,6 +367,8 @@ _senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Sender]
 def _sender(broker: str) -> Sender:
     """Per event loop, as its futures are of one loop (``scheduler trigger`` and tests run
     several loops in one process)."""
+    import asyncio
+
     per_loop = _senders.setdefault(asyncio.get_running_loop(), {})
     sender = per_loop.get(broker)
     if sender is None:
@@ -420,6 +426,8 @@ def prepare(args: CeleryArgs) -> None:
 
 
 async def _revoke(broker: str, task_id: str) -> str:
+    import asyncio
+
     try:
         app = await _client(broker, None)
         await asyncio.shield(
@@ -455,6 +463,8 @@ async def _send(sender: Sender, args: CeleryArgs, task_id: str, expires: float |
 async def run_celery(ctx: RunContext, args: CeleryArgs) -> Result:
     """Send the task with the run id as its task id, then wait for its result (the runner's
     timeout bounds the wait; on a timeout or a stop the task is revoked)."""
+    import asyncio
+
     try:
         broker = _expand(args.broker, "broker")
         backend = None if args.backend is None else _expand(args.backend, "backend")

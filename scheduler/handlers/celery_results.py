@@ -7,7 +7,6 @@ Caller: ``handlers.celery``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import weakref
@@ -15,9 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scheduler.handlers.base import Result
+
+if TYPE_CHECKING:  # imported by the first run, not by `validate`
+    import asyncio
 
 POLL_TIMEOUT = 10.0  # seconds for one batched read of pending results
 POLL_INTERVAL = 0.2  # seconds between two reads of the pending results
@@ -37,6 +39,8 @@ def executor() -> ThreadPoolExecutor:
 
 async def call(fn: Callable[[], T], timeout: float) -> T:
     """A blocking Celery call off the loop, waited for at most ``timeout`` seconds."""
+    import asyncio
+
     future = asyncio.get_running_loop().run_in_executor(executor(), fn)
     return await asyncio.wait_for(future, timeout)
 
@@ -57,6 +61,8 @@ class ResultWatch:
     failing: str | None = None  # why the last read failed, logged once per streak
 
     async def wait(self, task_id: str, on_worker: Callable[[str], None]) -> dict[str, Any]:
+        import asyncio
+
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[task_id] = _Waiter(future, on_worker)
         if self.task is None or self.task.done():
@@ -67,6 +73,8 @@ class ResultWatch:
             self.pending.pop(task_id, None)
 
     async def _loop(self) -> None:
+        import asyncio
+
         while self.pending:
             await asyncio.sleep(POLL_INTERVAL)
             ids = list(self.pending)
@@ -122,6 +130,8 @@ _watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ResultW
 
 
 def watch(app: Any, backend_url: str) -> ResultWatch:
+    import asyncio
+
     per_loop = _watches.setdefault(asyncio.get_running_loop(), {})
     if backend_url not in per_loop:
         per_loop[backend_url] = ResultWatch(app.backend)

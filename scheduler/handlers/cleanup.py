@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from scheduler.durations import Duration, format_duration
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
+
+if TYPE_CHECKING:  # imported by the first run, not by `validate`
+    pass
 
 
 class CleanupArgs(HandlerArgs):
@@ -19,6 +22,8 @@ class CleanupArgs(HandlerArgs):
 
 
 async def run_cleanup(ctx: RunContext, args: CleanupArgs) -> Result:
+    import asyncio
+
     from scheduler.history import prune
 
     if ctx.store is None:

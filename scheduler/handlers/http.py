@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 from scheduler.handlers.variables import MissingVariable, Resolver
+
+if TYPE_CHECKING:  # imported by the first run, not by `validate`
+    pass
 
 BODY_EXCERPT = 4096  # characters of the body kept with the run
 HEAD_BYTES = 4 * BODY_EXCERPT  # enough bytes for 4,096 characters of any encoding
@@ -150,6 +152,8 @@ async def _tls_context() -> Any:
     """Importing httpx and loading the CA bundle take 50-300 ms of CPU: done once, in a
     thread, not on the daemon's loop in every run (``/healthz`` stood still meanwhile).
     httpx is imported only when a request is made: job files are validated without it."""
+    import asyncio
+
     if "context" not in _TLS:
 
         def build() -> Any:

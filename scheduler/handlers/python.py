@@ -7,7 +7,6 @@ six stuck jobs used to fill it and stall them all.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import inspect
@@ -15,12 +14,15 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from scheduler.handlers.base import HandlerArgs, HandlerType, Result, RunContext
 from scheduler.threads import in_own_thread
+
+if TYPE_CHECKING:  # imported by the first run, not by `validate`
+    pass
 
 REPR_LIMIT = 4096
 PYTHON_THREADS = 8  # plain functions running at once; more wait for a thread to be free
@@ -59,6 +61,8 @@ async def in_job_thread(function: Callable[[], Any], name: str) -> Any:
 async def run_python(ctx: RunContext, args: PythonArgs) -> Result:
     """Coroutine functions run on the loop; plain ones in a thread of their own (a timeout
     then stops waiting for it, but Python cannot kill the thread: it runs to its end)."""
+    import asyncio
+
     name = f"python job {ctx.job_id}"
     try:
         if args.function.partition(":")[0] in sys.modules:
