@@ -230,14 +230,11 @@ def _write_files(store: Store, conn: Connection, files: FileCacheUpdate, version
     stale = sorted(set(files.put) | files.drop)
     for start in range(0, len(stale), 500):
         conn.execute(table.delete().where(table.c.path.in_(stale[start : start + 500])))
-    if files.put:
-        conn.execute(
-            table.insert(),
-            [
-                {"path": path, "digest": f.digest, "version": version, "jobs": json.dumps(f.jobs)}
-                for path, f in files.put.items()
-            ],
-        )
+    rows = [
+        {"path": path, "digest": f.digest, "version": version, "jobs": json.dumps(f.jobs)}
+        for path, f in files.put.items()
+    ]
+    insert_many(conn, table, rows)
 
 
 def set_operator_pause(store: Store, job_id: str, paused: bool, now: datetime) -> bool:

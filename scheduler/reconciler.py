@@ -23,7 +23,7 @@ from scheduler.declared import DeclaredJob, Source
 from scheduler.errors import InvalidJobFiles, SchedulerError, SpecProblem
 from scheduler.handlers import default_registry
 from scheduler.instances import stored_templates
-from scheduler.jobfiles import job_files, read_job_file
+from scheduler.jobfiles import job_file_names, read_job_file
 from scheduler.loader import FileResult, combine, gc_paused
 from scheduler.parsepool import ChildLimits, parse_files
 from scheduler.plan import Plan, plan
@@ -89,11 +89,10 @@ def load_desired(
     results: list[FileResult | None] = []
     pending: list[tuple[str, str]] = []
     slots: list[int] = []
-    paths = job_files(jobs_dir) if jobs_dir.exists() else []
+    paths = job_file_names(jobs_dir) if jobs_dir.exists() else []
     with gc_paused():
-        for path in paths:
-            key = str(path)
-            raw = read_job_file(path)
+        for key in paths:
+            raw = read_job_file(key)
             if isinstance(raw, SpecProblem):  # never skipped: that would remove its jobs
                 results.append(FileResult(key, "", (), (raw,)))
                 continue

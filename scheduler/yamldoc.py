@@ -29,7 +29,15 @@ _PLAIN_TAGS = {f"{_CORE}{t}" for t in ("int", "float", "bool", "null")}
 _STR_TAG, _MAP_TAG, _SEQ_TAG = f"{_CORE}str", f"{_CORE}map", f"{_CORE}seq"
 _TIMESTAMP_TAG = f"{_CORE}timestamp"
 MiB = 1024 * 1024
-RESOLVED_LIMIT = 4096  # distinct plain values whose type a file's reader remembers
+RESOLVED_LIMIT = 4096  # distinct plain values whose type a process remembers...
+RESOLVED_CHARS = 200  # ... of up to this length (the ones that repeat are short)
+
+# Plain values repeat from job to job and from file to file (`command`, `true`, `1h`): each
+# is resolved by PyYAML's resolver (a Python loop over regexes) once per process, not once
+# per file (10,000 one-job files resolved every value again). Only immutable values are
+# kept: text, numbers, booleans, None, or the tag a value resolves to. Bounded: when full,
+# it starts over.
+_RESOLVED: dict[tuple[str, Any], tuple[bool, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,6 @@ class _Reader:
         self.open: dict[str, Any] = {}  # anchors being built: an alias back to one is a cycle
         self.through_aliases = 0
         self.jobs = 0
-        self.resolved: dict[tuple[str, Any], tuple[bool, Any]] = {}
 
     def read(self) -> Parsed:
         try:
@@ -190,15 +197,14 @@ class _Reader:
             )
         tag = event.tag
         if tag is None or tag == "!":
-            # Plain values repeat from job to job (`command`, `true`, `1h`): each is
-            # resolved by PyYAML's resolver (a Python loop over regexes) once per file.
             implicit = event.implicit
-            resolved = self.resolved.get((value, implicit))
+            resolved = _RESOLVED.get((value, implicit))
             if resolved is None:
-                if len(self.resolved) < RESOLVED_LIMIT:
-                    resolved = self.resolved[value, implicit] = self._resolve(value, implicit)
-                else:
-                    resolved = self._resolve(value, implicit)
+                resolved = self._resolve(value, implicit)
+                if len(value) <= RESOLVED_CHARS:
+                    if len(_RESOLVED) >= RESOLVED_LIMIT:
+                        _RESOLVED.clear()
+                    _RESOLVED[value, implicit] = resolved
             kind, constructed = resolved
             if kind:
                 return constructed
