@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
-from scheduler import handoff
 from scheduler.client import call, call_page
 from scheduler.control import RuntimePaths, StoreBusy, WriterLock, ask, runtime_paths
 from scheduler.errors import InvalidJobFiles, JobNotFound, SchedulerError, SpecProblem
@@ -56,6 +55,8 @@ def reconcile_now(
     settings: Settings, *, allow_empty: bool = False, allow_orphan_delete: bool = False
 ) -> dict[str, Any]:
     """Apply the files to the store, or have the running daemon do it and report back."""
+    from scheduler import handoff  # not imported by `jobs`, which needs no leader
+
     if settings.api_url:
         query = {"allow_orphan_delete": "true"} if allow_orphan_delete else {}
         return dict(call(settings.api_url, "POST", "/reconcile", params=query)["details"])
@@ -144,6 +145,8 @@ def _ask_local_daemon(
 
 def _no_remote_leader(store: Store) -> None:
     """A daemon elsewhere leads this store and reconciles its own files: say where."""
+    from scheduler import handoff  # not imported by `jobs`, which needs no leader
+
     leader = handoff.live_leader(store)
     if leader is not None:
         where = f"`scheduler --url {leader.address} reconcile`" if leader.address else "its API"
@@ -234,7 +237,7 @@ def list_jobs(
         # Unpacked as tuples: reading 10,000 rows' columns by name cost more than the query.
         for job, summary, source, paused, next_run, made_from, params, updated in conn.execute(
             query
-        ):
+        ).all():  # one fetch, not one per row
             info = json.loads(summary)
             row = Row(job, info, source, bool(paused), next_run, made_from, params)
             rows.append(row)
@@ -249,6 +252,8 @@ def list_jobs(
 def operator_action(settings: Settings, op: str, job_id: str) -> dict[str, Any]:
     """``trigger`` / ``pause`` / ``resume``: through the running daemon when there is one,
     else on the store directly (a trigger then runs the job in this process)."""
+    from scheduler import handoff  # not imported by `jobs`, which needs no leader
+
     if settings.api_url:
         reply = call(settings.api_url, "POST", f"/jobs/{quote(job_id, safe='')}/{op}")
         return {**reply["result"], "via": "api"}
