@@ -115,24 +115,19 @@ class Validator:
 
     def _good_id(self, doc: Document, loc: Loc, job_id: str, what: str) -> bool:
         if not re.fullmatch(JOB_ID_PATTERN, job_id) or len(job_id) > 100:
-            doc.problems.append(
-                doc.problem(
-                    doc.mark_of(loc, key=True),
-                    f"{what} '{job_id}' must be lowercase letters, digits, '.', '_' or '-', "
-                    "start with a letter or digit, and be at most 100 characters",
-                )
+            message = (
+                f"{what} '{job_id}' must be lowercase letters, digits, '.', '_' or '-', "
+                "start with a letter or digit, and be at most 100 characters"
             )
-            return False
-        if job_id.startswith(RESERVED_ID_PREFIX):
-            doc.problems.append(
-                doc.problem(
-                    doc.mark_of(loc, key=True),
-                    f"{what} '{job_id}' is reserved: ids starting with '{RESERVED_ID_PREFIX}' "
-                    "name the scheduler's built-in jobs, rename it",
-                )
+        elif job_id.startswith(RESERVED_ID_PREFIX):
+            message = (
+                f"{what} '{job_id}' is reserved: ids starting with '{RESERVED_ID_PREFIX}' "
+                "name the scheduler's built-in jobs, rename it"
             )
-            return False
-        return True
+        else:
+            return True
+        doc.problems.append(doc.problem(doc.mark_of(loc, key=True), message))
+        return False
 
     def defaults(self, doc: Document, raw: Any) -> dict[str, Any]:
         if raw is None:
