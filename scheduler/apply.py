@@ -109,8 +109,9 @@ def _apply(store: Store, conn: Connection, plan: Plan[DeclaredJob], now: datetim
         ready = job.prepared
         if not isinstance(ready, Prepared) or ready.now != now:
             ready = rows.prepared(job)
-        aps_row = {"b_id": job.id, "next_run_time": ready.next_run_time}
-        batch.aps_insert.append({**aps_row, "job_state": ready.job_state})
+        batch.aps_insert.append(
+            {"b_id": job.id, "next_run_time": ready.next_run_time, "job_state": ready.job_state}
+        )
         batch.ours_insert.append(_ours(job, False, stamp, ready.summary))
     for update in plan.update:
         state = _updated_state(

@@ -43,7 +43,7 @@ class DeclaredJob:
     notes: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
     # ``arming.schedule_key``, kept: an apply and its plan's rendering asked for it 4 times.
     schedule_id: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False, repr=False)
-    # ``apply.Prepared``: its rows should it be added, built by the parse child that read it.
+    # ``rows.Prepared``: its rows should it be added, built by the parse child that read it.
     prepared: Any = field(default=None, compare=False, repr=False)
 
     @property

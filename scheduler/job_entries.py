@@ -20,7 +20,7 @@ class Row(NamedTuple):
     tuple: `scheduler jobs` builds 10,000 of them)."""
 
     id: str
-    info: dict[str, Any]  # the stored ``summary`` (``apply.summary``)
+    info: dict[str, Any]  # the stored ``summary`` (``rows.summary``)
     source: str
     operator_paused: bool
     next_run_time: float | None

@@ -81,7 +81,7 @@ def _submit(
 def load_lean(batch: list[tuple[str, str]], prepare: datetime | None = None) -> list[FileResult]:
     """``load_text`` in a child: the pydantic models stay behind (the parent rebuilds those
     it needs from the canonical dicts, cheaper than pickling them). ``prepare``: also build
-    each job's rows for adding it at that time (``apply.prepare``)."""
+    each job's rows for adding it at that time (``rows.prepare``)."""
     results = [load_text(path, text, lean=True) for path, text in batch]
     if prepare is not None:
         from scheduler.rows import prepare as prepare_rows  # inherited under "fork"
@@ -104,7 +104,7 @@ def parse_files(
     ``limits``: always in children; a file whose child hits a limit becomes a problem
     naming it. ``start``: "fork" (the command line: the parent's imports for free) or
     "forkserver"/"spawn" (the daemon, whose other threads make forking unsafe). ``prepare``:
-    children also build each job's rows for adding it then (``apply.prepare``)."""
+    children also build each job's rows for adding it then (``rows.prepare``)."""
     many = workers >= 2 and len(pending) >= PARALLEL_MIN_FILES
     if not pending or sys.platform == "win32" or (limits is None and not many):
         return [load_text(path, text) for path, text in pending]
