@@ -167,23 +167,26 @@ class Rows:
     def state_bytes(self, state: dict[str, Any]) -> tuple[float | None, bytes]:
         """``state``'s next run time (a timestamp) and pickle."""
         job_id, trigger = state["id"], state["trigger"]
+        spliced = None
         # One-character ids are shared str objects (pickle would refer back to another use
         # of the same text); a jittered first run time is the job's own.
-        if len(job_id) < 2 or len(job_id.encode()) > 255 or getattr(trigger, "jitter", None):
-            row = state_row(state)
-            return row["next_run_time"], row["job_state"]
-        # What else differs between jobs' states (the trigger lives as long as ``arming``).
-        key = (
-            id(trigger),
-            state["next_run_time"],
-            state["misfire_grace_time"],
-            state["coalesce"],
-            state["max_instances"],
-        )
-        if key not in self._states:
-            self._states[key] = _spliced(state)
-        spliced = self._states[key]
-        if spliced is None:
+        if (
+            len(job_id) >= 2
+            and len(job_id.encode()) <= 255
+            and not getattr(trigger, "jitter", None)
+        ):
+            # What else differs between jobs' states (the trigger lives as long as ``arming``).
+            key = (
+                id(trigger),
+                state["next_run_time"],
+                state["misfire_grace_time"],
+                state["coalesce"],
+                state["max_instances"],
+            )
+            if key not in self._states:
+                self._states[key] = _spliced(state)
+            spliced = self._states[key]
+        if spliced is None:  # pickled in full
             row = state_row(state)
             return row["next_run_time"], row["job_state"]
         return spliced.next_run_time, spliced.with_id(job_id)

@@ -13,7 +13,7 @@ from scheduler.reconciler import reconcile
 from scheduler.store import Store
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
-IDS = ["a", "b2", "job-007", "x" * 100, "not-allowed", "z.z_z-z", "9" * 99]
+IDS = ["a", "b2", "job-007", "x" * 100, "nightly-report", "z.z_z-z", "9" * 99]
 
 
 def test_apscheduler_reads_each_shared_schedule_job_as_itself(tmp_path: Path) -> None:
